@@ -1,0 +1,187 @@
+"""The one thin layer between SpatialData containers and the array-level core.
+
+Everything that knows about SpatialData elements, their transformations and
+their stores lives here: key resolution, channel selection, aligning points to
+an image's pixel grid by composing transformations, and writing results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import xarray as xr
+from spatialdata import SpatialData
+from spatialdata.transformations import (
+    get_transformation,
+    get_transformation_between_coordinate_systems,
+)
+
+ELEMENT_KINDS = ("images", "labels", "points", "shapes", "tables")
+
+
+def resolve_key(sdata: SpatialData, kind: str, key: str | None, *, parameter: str) -> str:
+    """The element key to use: ``key`` if given and present, else the only element of ``kind``."""
+    if not isinstance(sdata, SpatialData):
+        raise TypeError(f"Expected a SpatialData object, got {type(sdata).__name__}.")
+    names = list(getattr(sdata, kind).keys())
+    if key is not None:
+        if not isinstance(key, str):
+            raise TypeError(f"`{parameter}` must be a string, got {type(key).__name__}.")
+        if key not in names:
+            raise KeyError(f"No {kind} element {key!r} (`{parameter}`). Available {kind}: {names or 'none'}.")
+        return key
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise KeyError(f"The SpatialData object has no {kind} element; `{parameter}` cannot be resolved.")
+    raise KeyError(f"Several {kind} elements: {names}. Pass `{parameter}=` to choose one.")
+
+
+def scale0(element: Any) -> xr.DataArray:
+    """Full-resolution DataArray of a single- or multi-scale raster element."""
+    if isinstance(element, xr.DataTree):
+        return next(iter(element["scale0"].values()))
+    return element
+
+
+def select_channel(image: xr.DataArray, channel: int | str | None, *, image_key: str) -> xr.DataArray:
+    """The ``(y, x)`` plane of one channel of a ``(c, y, x)`` image."""
+    if "z" in image.dims:
+        raise ValueError(f"Image {image_key!r} is 3-D (dims {image.dims}); only 2-D (c, y, x) images are supported.")
+    names = list(image.coords["c"].values) if "c" in image.coords else list(range(image.sizes.get("c", 1)))
+    if channel is None:
+        if len(names) != 1:
+            raise ValueError(
+                f"Image {image_key!r} has {len(names)} channels {names}; pass `image_channel=` with the nucleus stain."
+            )
+        return image.isel(c=0)
+    if isinstance(channel, (int, np.integer)) and not isinstance(channel, bool):
+        if not -len(names) <= channel < len(names):
+            raise ValueError(
+                f"`image_channel`={channel} is out of range for image {image_key!r} with channels {names}."
+            )
+        return image.isel(c=int(channel))
+    if channel not in names:
+        raise ValueError(f"Image {image_key!r} has no channel {channel!r}; channels are {names}.")
+    return image.isel(c=names.index(channel))
+
+
+def _affine_xy(transformation: Any) -> np.ndarray:
+    return np.asarray(transformation.to_affine_matrix(input_axes=("x", "y"), output_axes=("x", "y")), dtype=float)
+
+
+def points_to_pixels(sdata: SpatialData, points_key: str, image_key: str) -> np.ndarray:
+    """3 x 3 affine from the points' coordinates to the image's pixel grid.
+
+    Built by composing each element's transformation into a coordinate system
+    they share (``points -> cs -> image pixels``). Where they share several, the
+    results must agree; where they share none, SpatialData's graph search over
+    coordinate systems is used.
+    """
+    points, image = sdata.points[points_key], sdata[image_key]
+    t_points = get_transformation(points, get_all=True)
+    t_image = get_transformation(image, get_all=True)
+    shared = [cs for cs in t_points if cs in t_image]
+    candidates = []
+    for cs in shared:
+        to_cs = _affine_xy(t_points[cs])
+        image_to_cs = _affine_xy(t_image[cs])
+        candidates.append((cs, np.linalg.solve(image_to_cs, to_cs)))
+    if not candidates:
+        try:
+            t = get_transformation_between_coordinate_systems(sdata, points, image)
+        except Exception as err:
+            raise ValueError(
+                f"No transformation path between points {points_key!r} (coordinate systems {list(t_points)}) and "
+                f"image {image_key!r} ({list(t_image)}). Give both a transformation to a shared coordinate system."
+            ) from err
+        return _affine_xy(t)
+    cs0, m0 = candidates[0]
+    for cs, m in candidates[1:]:
+        if not np.allclose(m, m0, atol=1e-6, rtol=1e-6):
+            raise ValueError(
+                f"Points {points_key!r} and image {image_key!r} are aligned differently in coordinate systems "
+                f"{cs0!r} and {cs!r}; fix the transformations so they agree."
+            )
+    return m0
+
+
+def resolve_gene_key(points: dd.DataFrame, gene_key: str | None, *, points_key: str) -> str:
+    attrs = points.attrs.get("spatialdata_attrs", {})
+    if gene_key is None:
+        gene_key = attrs.get("feature_key")
+        if gene_key is None:
+            raise KeyError(
+                f"Points {points_key!r} have no `feature_key`; pass `gene_key=` naming the gene column "
+                f"(columns: {list(points.columns)})."
+            )
+    if gene_key not in points.columns:
+        raise KeyError(f"Points {points_key!r} have no column {gene_key!r}; columns: {list(points.columns)}.")
+    return gene_key
+
+
+@dataclass
+class PointsInPixels:
+    """Transcripts read from a points element, with their positions on the image's pixel grid."""
+
+    xy: np.ndarray  # (n, 2) float64, in the points' own coordinates
+    xy_pixels: np.ndarray  # (n, 2) float64, image pixel coordinates
+    gene_codes: np.ndarray  # (n,) int32
+    gene_names: list[str]
+
+
+def read_points(points: dd.DataFrame, gene_key: str, to_pixels: np.ndarray, *, points_key: str) -> PointsInPixels:
+    """Read ``x``, ``y`` and the gene column of a points element and map them to pixels."""
+    if "z" in points.columns:
+        raise ValueError(f"Points {points_key!r} have a `z` column; only 2-D points are supported.")
+    genes = points[gene_key]
+    if not isinstance(genes.dtype, pd.CategoricalDtype):
+        raise TypeError(
+            f"Gene column {gene_key!r} of points {points_key!r} must be categorical (dtype {genes.dtype}); "
+            "convert it with `.astype('category')` when building the points element."
+        )
+    frame = points[["x", "y", gene_key]].compute()
+    categories = frame[gene_key].cat.categories
+    xy = frame[["x", "y"]].to_numpy(dtype=np.float64)
+    if len(xy) == 0:
+        raise ValueError(f"Points element {points_key!r} is empty.")
+    if not np.isfinite(xy).all():
+        raise ValueError(f"Points {points_key!r} have NaN or infinite coordinates; drop those rows first.")
+    pix = xy @ to_pixels[:2, :2].T + to_pixels[:2, 2]
+    codes = frame[gene_key].cat.codes.to_numpy().astype(np.int32)
+    return PointsInPixels(xy, pix, codes, [str(c) for c in categories])
+
+
+def check_new_keys(sdata: SpatialData, new: dict[str, str], *, overwrite: bool) -> None:
+    """Raise before any work if an output key is taken (or taken by another element type)."""
+    seen: dict[str, str] = {}
+    for key, kind in new.items():
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"Output keys must be non-empty strings, got {key!r}.")
+        low = key.lower()
+        if low in seen:
+            raise ValueError(f"Output keys {seen[low]!r} and {key!r} collide; element names must differ.")
+        seen[low] = key
+        for other_kind in ELEMENT_KINDS:
+            for name in getattr(sdata, other_kind):
+                if name.lower() != low:
+                    continue
+                if other_kind != kind:
+                    raise ValueError(
+                        f"Output key {key!r} is already used by a {other_kind} element; choose another key."
+                    )
+                if not overwrite:
+                    raise ValueError(f"{kind} element {key!r} already exists; pass `overwrite=True` to replace it.")
+
+
+def store_elements(sdata: SpatialData, elements: dict[str, Any], *, overwrite: bool) -> None:
+    """Add complete elements to ``sdata`` and, if it is backed by a zarr store, write them there."""
+    for name, element in elements.items():
+        sdata[name] = element
+    if sdata.is_backed():
+        for name in elements:
+            sdata.write_element(name, overwrite=overwrite)

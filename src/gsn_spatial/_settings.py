@@ -1,0 +1,28 @@
+"""Package-wide settings (one object, as in scanpy and sopa)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Settings:
+    """Mutable settings; change them on ``gsn.settings``.
+
+    Attributes
+    ----------
+    device
+        Default device for the network: ``"auto"`` (CUDA when present, else CPU),
+        ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    cpu_bf16
+        Use bfloat16 autocast on CPUs that support it natively (AMX / AVX-512 bf16).
+    progress
+        Show progress bars.
+    """
+
+    device: str = "auto"
+    cpu_bf16: bool = False
+    progress: bool = False
+
+
+settings = Settings()

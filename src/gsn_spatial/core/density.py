@@ -1,0 +1,105 @@
+"""RNA location map (the paper's Eq. 5), computed per window.
+
+``G(p) = min(sum_l exp(-|p - g_l|^2 / (2 sigma^2)), 1)`` evaluated at pixel
+centres. Pixel ``(row, col)`` covers ``[col, col + 1) x [row, row + 1)``, so its
+centre is ``(col + 0.5, row + 0.5)``.
+
+Each Gaussian is separable, so the map of a window is ``Gy.T @ Gx`` with sparse
+``Gy`` (points x rows) and ``Gx`` (points x columns) holding only the
+``2 * ceil(truncate * sigma) + 1`` non-zero taps of every point. Memory is
+O(points * taps + window), never O(points * window) as in the authors' code.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.spatial import cKDTree
+
+DENSITY_MODES = ("sum", "max")
+
+
+def density_halo(sigma: float, truncate: float = 4.0) -> int:
+    """Pixels around a window whose points still reach into it."""
+    return int(math.ceil(truncate * sigma)) + 1
+
+
+def _taps(coord: np.ndarray, n: int, sigma: float, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows, pixel indices and weights of the 1-D Gaussian taps of each point."""
+    base = np.floor(coord).astype(np.int64)
+    offsets = np.arange(-radius, radius + 1)
+    pix = base[:, None] + offsets[None, :]
+    weight = np.exp(-(((pix + 0.5) - coord[:, None]) ** 2) / (2.0 * sigma * sigma))
+    valid = (pix >= 0) & (pix < n)
+    rows = np.broadcast_to(np.arange(len(coord))[:, None], pix.shape)
+    return rows[valid], pix[valid], weight[valid]
+
+
+def rna_density_window(
+    points_xy: np.ndarray,
+    shape: tuple[int, int],
+    *,
+    origin: tuple[float, float] = (0.0, 0.0),
+    sigma: float = 7.0,
+    mode: str = "sum",
+    truncate: float = 4.0,
+) -> np.ndarray:
+    """RNA location map of one window.
+
+    Parameters
+    ----------
+    points_xy
+        ``(n, 2)`` transcript positions ``(x, y)`` in pixel coordinates of the
+        full image. Points outside the window plus its halo are ignored, so
+        callers may pass a superset.
+    shape
+        ``(height, width)`` of the window.
+    origin
+        ``(x0, y0)`` pixel coordinate of the window's top-left corner.
+    sigma
+        Gaussian standard deviation in pixels (the paper uses 7).
+    mode
+        ``"sum"``: the paper's Eq. 5, sum of Gaussians clipped at 1.
+        ``"max"``: pixel-wise maximum, what the authors' code computed.
+    truncate
+        Each Gaussian is cut at ``truncate * sigma`` pixels (``exp(-8)`` for 4).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float32`` map in ``[0, 1]`` of the given shape.
+
+    Examples
+    --------
+    >>> g = rna_density_window(np.array([[5.5, 5.5]]), (11, 11), sigma=2.0)
+    >>> float(g[5, 5])
+    1.0
+    """
+    if sigma <= 0:
+        raise ValueError(f"`sigma` must be positive, got {sigma}.")
+    if mode not in DENSITY_MODES:
+        raise ValueError(f"`mode` must be one of {DENSITY_MODES}, got {mode!r}.")
+    h, w = int(shape[0]), int(shape[1])
+    xy = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+    x = xy[:, 0] - origin[0]
+    y = xy[:, 1] - origin[1]
+    radius = int(math.ceil(truncate * sigma))
+    keep = (x > -radius - 1) & (x < w + radius + 1) & (y > -radius - 1) & (y < h + radius + 1)
+    x, y = x[keep], y[keep]
+    if len(x) == 0 or h == 0 or w == 0:
+        return np.zeros((h, w), dtype=np.float32)
+    if mode == "max":
+        tree = cKDTree(np.stack([x, y], axis=1))
+        cols, rows = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+        dist, _ = tree.query(np.stack([cols.ravel(), rows.ravel()], axis=1), distance_upper_bound=radius)
+        out = np.exp(-(dist**2) / (2.0 * sigma * sigma))  # inf -> 0
+        return out.reshape(h, w).astype(np.float32)
+    n = len(x)
+    ri, rp, rw = _taps(y, h, sigma, radius)
+    ci, cp, cw = _taps(x, w, sigma, radius)
+    gy = sp.csr_matrix((rw, (rp, ri)), shape=(h, n))
+    gx = sp.csr_matrix((cw, (ci, cp)), shape=(n, w))
+    dense = (gy @ gx).toarray()
+    return np.minimum(dense, 1.0).astype(np.float32)

@@ -1,0 +1,148 @@
+"""The GeneSegNet U-Net (paper, Methods: "Detailed Architecture", Eqs. 6-9).
+
+Input: a 2-channel map ``[image, rna_density]``. A 3x3 stem lifts it to the
+first width at full resolution; the encoder then works at four scales, each a
+2x2 max-pool followed by two pre-activation residual blocks
+(BN-ReLU-Conv3x3 twice, identity added). The decoder mirrors it: bilinear 2x
+up-sampling and two residual blocks, the first of which adds the encoder
+feature map of the same scale between its two convolutions (Eq. 8). The
+full-resolution output has ``widths[0]`` (32 in the paper) channels and feeds
+three 1x1 heads: confidence, centre and 2-channel offset.
+
+The heads return logits for confidence and centre (sigmoid is applied by
+:meth:`GeneSegNet.predict`, and inside the losses for numerical stability) and
+offsets in units of ``offset_scale`` pixels; :meth:`GeneSegNet.predict`
+returns offsets in pixels, as ``(dy, dx)`` pointing from a pixel to its
+cell's centre.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class NetworkConfig:
+    """Architecture hyper-parameters, saved with every model."""
+
+    widths: tuple[int, ...] = (32, 64, 128, 256, 256)  # full resolution, then the 4 encoder scales
+    in_channels: int = 2
+    offset_scale: float = 8.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["widths"] = list(self.widths)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> NetworkConfig:
+        d = dict(d)
+        d["widths"] = tuple(d["widths"])
+        return cls(**d)
+
+
+def _bn_relu_conv(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.BatchNorm2d(c_in), nn.ReLU(inplace=True), nn.Conv2d(c_in, c_out, 3, padding=1, bias=False))
+
+
+class ResidualBlock(nn.Module):
+    """``x + f2(f1(x) + skip)``, with ``f = BN-ReLU-Conv3x3`` (Eqs. 7 and 8)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.f1 = _bn_relu_conv(channels, channels)
+        self.f2 = _bn_relu_conv(channels, channels)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.f1(x)
+        if skip is not None:
+            h = h + skip
+        return x + self.f2(h)
+
+
+class EncoderScale(nn.Module):
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        # A 1x1 projection where the width changes, so the identity path type-checks.
+        self.project = nn.Conv2d(c_in, c_out, 1, bias=False) if c_in != c_out else nn.Identity()
+        self.block1 = ResidualBlock(c_out)
+        self.block2 = ResidualBlock(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.project(F.max_pool2d(x, 2))
+        return self.block2(self.block1(x))
+
+
+class DecoderScale(nn.Module):
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.project = nn.Conv2d(c_in, c_out, 1, bias=False) if c_in != c_out else nn.Identity()
+        self.block1 = ResidualBlock(c_out)
+        self.block2 = ResidualBlock(c_out)
+
+    def forward(self, z: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        z = F.interpolate(z, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        z = self.project(z)
+        return self.block2(self.block1(z, skip))
+
+
+class GeneSegNet(nn.Module):
+    """GeneSegNet U-Net. Input height and width must be multiples of ``INPUT_MULTIPLE``.
+
+    Examples
+    --------
+    >>> net = GeneSegNet(NetworkConfig(widths=(8, 8, 8, 8, 8)))
+    >>> out = net(torch.zeros(1, 2, 32, 32))
+    >>> sorted(out), tuple(out["offset"].shape)
+    (['centre', 'confidence', 'offset'], (1, 2, 32, 32))
+    """
+
+    INPUT_MULTIPLE = 16  # four 2x2 poolings
+
+    def __init__(self, config: NetworkConfig | None = None):
+        super().__init__()
+        self.config = config or NetworkConfig()
+        w = self.config.widths
+        if len(w) != 5:
+            raise ValueError(f"`widths` needs 5 entries (full resolution + 4 scales), got {w}.")
+        self.stem = nn.Conv2d(self.config.in_channels, w[0], 3, padding=1, bias=False)
+        self.encoder = nn.ModuleList(EncoderScale(w[i], w[i + 1]) for i in range(4))
+        self.decoder = nn.ModuleList(DecoderScale(w[i + 1], w[i]) for i in reversed(range(4)))
+        self.out_norm = nn.Sequential(nn.BatchNorm2d(w[0]), nn.ReLU(inplace=True))
+        self.head_confidence = nn.Conv2d(w[0], 1, 1)
+        self.head_centre = nn.Conv2d(w[0], 1, 1)
+        self.head_offset = nn.Conv2d(w[0], 2, 1)
+        # Start with few cells and few centres predicted, which eases early training.
+        nn.init.constant_(self.head_centre.bias, -4.0)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        skips = [self.stem(x)]
+        for enc in self.encoder:
+            skips.append(enc(skips[-1]))
+        z = skips.pop()
+        for dec in self.decoder:
+            z = dec(z, skips.pop())
+        z = self.out_norm(z)
+        return {
+            "confidence": self.head_confidence(z)[:, 0],
+            "centre": self.head_centre(z)[:, 0],
+            "offset": self.head_offset(z),
+        }
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Probabilities and pixel offsets stacked as ``(n, 4, h, w)``:
+        confidence, centre, offset dy, offset dx."""
+        out = self.forward(x)
+        return torch.cat(
+            [
+                torch.sigmoid(out["confidence"].float())[:, None],
+                torch.sigmoid(out["centre"].float())[:, None],
+                out["offset"].float() * self.config.offset_scale,
+            ],
+            dim=1,
+        )
