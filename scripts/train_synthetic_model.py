@@ -2,7 +2,7 @@
 
 Usage::
 
-    python scripts/train_synthetic_model.py --steps 3000 --out src/gsn_spatial/models/weights/synthetic_v1.pt
+    python scripts/train_synthetic_model.py --epochs 40 --bf16 --out src/gsn_spatial/models/weights/synthetic_v1.pt
 
 Tissues vary in cell size, density, transcripts per cell, ambient fraction and
 image noise so that the model does not fit one parameter setting. The script
@@ -39,6 +39,8 @@ def tissue_params(rng: np.random.Generator) -> dict:
         "transcripts_per_cell": float(rng.uniform(40, 140)),
         "background_fraction": float(rng.uniform(0.02, 0.12)),
         "noise": float(rng.uniform(0.02, 0.1)),
+        "nucleus_fraction": float(rng.uniform(0.4, 0.6)),
+        "max_elongation": float(rng.uniform(1.0, 2.2)),
     }
 
 
@@ -51,7 +53,8 @@ def model_inputs(tissue, spec: InputSpec) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--steps-per-epoch", type=int, default=100)
     ap.add_argument("--n-train", type=int, default=10)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--batch-size", type=int, default=8)
@@ -69,12 +72,13 @@ def main() -> None:
     for i in range(args.n_train):
         t = simulate_tissue((args.size, args.size), seed=1000 + i, **tissue_params(rng))
         x = model_inputs(t, spec)
-        samples.append(TrainingSample.from_labels(x[0], x[1], t.cells))
+        samples.append(TrainingSample(x, t.cells))
     model = GeneSegModel.new(NetworkConfig(widths=tuple(args.widths)), spec)
     result = fit(
         model.network,
         samples,
-        steps=args.steps,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
         batch_size=args.batch_size,
         patch_size=args.patch_size,
         autocast_dtype=torch.bfloat16 if args.bf16 else None,
@@ -89,11 +93,12 @@ def main() -> None:
     model.meta = {
         "name": "synthetic",
         "trained_on": f"{args.n_train} simulated tissues of {args.size}^2 px (seeds 1000..), true cell labels",
-        "steps": args.steps,
+        "epochs": args.epochs,
+        "steps_per_epoch": args.steps_per_epoch,
         "batch_size": args.batch_size,
         "patch_size": args.patch_size,
         "train_seconds": round(result.seconds),
-        "final_loss": result.losses[-1],
+        "final_loss": {k: round(v, 4) for k, v in result.losses[-1].items()},
         "heldout_f1_iou50": [round(s, 4) for s in scores],
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()} {platform.processor() or ''} torch {torch.__version__}".strip(),

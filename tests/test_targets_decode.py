@@ -5,7 +5,6 @@ from gsn_spatial.core.decode import decode_cells
 from gsn_spatial.core.metrics import match_scores
 from gsn_spatial.core.simulate import simulate_tissue
 from gsn_spatial.core.targets import cell_centres, make_targets
-from gsn_spatial.core.training import dihedral
 
 
 def test_targets_of_hand_made_mask():
@@ -56,18 +55,50 @@ def test_decoding_thresholds():
     assert decode_cells(maps)[0].max() == 0
 
 
-@pytest.mark.parametrize("k", range(8))
-def test_dihedral_keeps_offsets_pointing_at_centres(k):
-    lab = np.zeros((16, 16), int)
-    lab[2:7, 3:12] = 1
-    lab[9:15, 1:6] = 2
+def _sample(lab):
+    from gsn_spatial.core.training import TrainingSample
+
     x = np.stack([lab.astype(np.float32), np.zeros_like(lab, np.float32)])
-    xt, tt = dihedral(x, make_targets(lab), k)
-    new_lab = xt[0].round().astype(int)
-    rows, cols = np.indices(new_lab.shape)
-    for cid in (1, 2):
-        m = tt[0] > 0.5
-        m &= np.isin(np.arange(new_lab.size).reshape(new_lab.shape), np.flatnonzero(new_lab.ravel() == cid))
-        vy, vx = rows[m] + tt[2][m], cols[m] + tt[3][m]
-        assert np.ptp(vy) == 0 and np.ptp(vx) == 0  # every pixel votes for one point
-        assert new_lab[int(vy[0]), int(vx[0])] == cid
+    return TrainingSample(x, lab)
+
+
+def test_warp_quarter_turn_matches_rot90():
+    """A 90-degree warp equals np.rot90 of the unwarped patch, offsets rotated with it."""
+    from gsn_spatial.core.training import warp_patch
+
+    t = simulate_tissue((160, 160), seed=9)
+    s = _sample(t.cells.astype(np.int64))
+    centre = (79.5, 79.5)
+    x0, t0 = warp_patch(s, centre, 96)
+    x1, t1 = warp_patch(s, centre, 96, angle=np.pi / 2)
+    lab0, lab1 = x0[0].round(), x1[0].round()
+    for k in (1, 3):  # the rotation direction is a convention; one of the two must match exactly
+        if np.array_equal(np.rot90(lab0, k), lab1):
+            break
+    else:
+        raise AssertionError("warped labels are not a quarter turn of the original")
+    np.testing.assert_array_equal(np.rot90(t0[0], k), t1[0])
+    # Rotating the field: new (dy, dx) is the old vector turned by the same quarter turn.
+    dy0, dx0 = np.rot90(t0[2], k), np.rot90(t0[3], k)
+    want = (dx0, -dy0) if k == 3 else (-dx0, dy0)
+    np.testing.assert_allclose(t1[2], want[0], atol=1e-4)
+    np.testing.assert_allclose(t1[3], want[1], atol=1e-4)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_augmentation_keeps_offsets_on_own_cell(seed):
+    """After any scale / rotation / flip, p + V(p) stays inside p's own (warped) cell."""
+    from gsn_spatial.core.training import sample_batch
+
+    t = simulate_tissue((200, 200), seed=seed)
+    x, tt = sample_batch([_sample(t.cells.astype(np.int64))], np.random.default_rng(seed), 2, 96)
+    for lab_f, tgt in zip(x[:, 0].numpy(), tt.numpy(), strict=True):
+        lab = lab_f.round().astype(int)
+        rows, cols = np.indices(lab.shape)
+        inside = tgt[0] > 0.5
+        vy = np.round(rows + tgt[2]).astype(int)[inside]
+        vx = np.round(cols + tgt[3]).astype(int)[inside]
+        ok = (vy >= 0) & (vy < lab.shape[0]) & (vx >= 0) & (vx < lab.shape[1])
+        # Centres of cells cut by the patch border may lie outside the patch; those inside must hit the cell.
+        hit = lab[vy[ok], vx[ok]] == lab[inside][ok]
+        assert ok.mean() > 0.6 and hit.mean() > 0.99

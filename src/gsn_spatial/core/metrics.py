@@ -84,3 +84,26 @@ def match_scores(reference: np.ndarray, predicted: np.ndarray, *, threshold: flo
         iou = matched[matched > 0]
     tp = len(iou)
     return MatchScores(threshold, n_ref, n_pred, tp, float(iou.mean()) if tp else 0.0)
+
+
+def mean_best_iou(previous: np.ndarray, new: np.ndarray) -> float:
+    """Eq. 16: for each cell of ``previous``, its best IoU with any cell of ``new``; the mean.
+
+    The paper's stopping rule for recursive training compares consecutive
+    rounds' labels with it. Cells of ``previous`` that overlap nothing count 0.
+
+    Examples
+    --------
+    >>> a = np.zeros((4, 4), int); a[:2] = 1; a[2:] = 2
+    >>> b = a.copy(); b[2:, :2] = 0  # cell 2 loses half its pixels
+    >>> mean_best_iou(a, b)
+    0.75
+    """
+    ids = np.unique(previous)
+    ids = ids[ids > 0]
+    if len(ids) == 0:
+        return 1.0 if not np.any(new) else 0.0
+    r, _, _, iou = overlap_table(previous, new)
+    best = np.zeros(int(ids.max()) + 1)
+    np.maximum.at(best, r, iou)
+    return float(best[ids].mean())

@@ -70,7 +70,8 @@ def simulate_tissue(
     transcripts_per_cell: float = 80.0,
     background_fraction: float = 0.05,
     noise: float = 0.05,
-    nucleus_fraction: float = 0.55,
+    nucleus_fraction: float = 0.5,
+    max_elongation: float = 1.8,
     cytoplasm_stain: float = 0.0,
 ) -> SimulatedTissue:
     """Simulate one tissue section.
@@ -96,6 +97,9 @@ def simulate_tissue(
         mean nucleus brightness.
     nucleus_fraction
         Mean nucleus diameter as a fraction of its cell's diameter.
+    max_elongation
+        Cells are stretched along a random axis by a factor drawn from
+        ``[1, max_elongation]`` (1: no elongation).
     cytoplasm_stain
         Faint stain of the whole cell relative to nuclei (0: a pure nucleus
         stain, where the image says nothing about the cytoplasm).
@@ -126,7 +130,9 @@ def simulate_tissue(
     # --- cells: noisy weighted Voronoi of jittered hexagonal seeds -----------
     seeds = _hex_seeds(rng, shape, spacing, jitter=0.28)
     seeds = seeds[rng.random(len(seeds)) < density]
-    radius = cell_diameter_px / 2 * rng.uniform(0.85, 1.25, size=len(seeds))
+    radius = cell_diameter_px / 2 * rng.uniform(0.75, 1.3, size=len(seeds))
+    stretch = rng.uniform(1.0, max(1.0, max_elongation), size=len(seeds))
+    axis = rng.uniform(0, np.pi, size=len(seeds))
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     # Warp the coordinates with a smooth field: borders become irregular.
     amp = 0.12 * cell_diameter_px
@@ -137,6 +143,13 @@ def simulate_tissue(
     dist, idx = tree.query(np.stack([wy.ravel(), wx.ravel()], axis=1), k=k, workers=-1)
     if k == 1:
         dist, idx = dist[:, None], idx[:, None]
+    # Anisotropic distance: each seed's cell is stretched along its own axis (area kept).
+    dy = wy.ravel()[:, None] - seeds[idx, 0]
+    dx = wx.ravel()[:, None] - seeds[idx, 1]
+    along = dx * np.cos(axis[idx]) + dy * np.sin(axis[idx])
+    across = -dx * np.sin(axis[idx]) + dy * np.cos(axis[idx])
+    s_ = np.sqrt(stretch[idx])
+    dist = np.hypot(along / s_, across * s_)
     norm = dist / radius[idx]  # distance in units of each seed's radius
     best = np.argmin(norm, axis=1)
     owner = idx[np.arange(len(idx)), best]
@@ -174,7 +187,7 @@ def simulate_tissue(
     cy = ndi.sum_labels(yy, cells, idx_all) / np.maximum(area[1:], 1)
     cx = ndi.sum_labels(xx, cells, idx_all) / np.maximum(area[1:], 1)
     r_eff = np.sqrt(area[1:] / np.pi)
-    shift = rng.uniform(0.1, 0.3, n_cells) * r_eff
+    shift = rng.uniform(0.1, 0.4, n_cells) * r_eff
     ang = rng.uniform(0, 2 * np.pi, n_cells)
     ny = np.concatenate([[0], cy + shift * np.sin(ang)])
     nx = np.concatenate([[0], cx + shift * np.cos(ang)])
@@ -243,3 +256,65 @@ def simulate_tissue(
         gene_names=[f"Gene{g:0{width}d}" for g in range(n_genes)],
         cell_type=cell_type,
     )
+
+
+def noisy_labels(
+    cells: np.ndarray,
+    nuclei: np.ndarray,
+    *,
+    seed: int = 0,
+    merge_fraction: float = 0.1,
+    split_fraction: float = 0.1,
+) -> np.ndarray:
+    """Initial labels that are wrong the way real ones are: nuclei only (too small), some merged, some split.
+
+    Starts from the nucleus truth; ``merge_fraction`` of the cells are merged
+    with a touching neighbour (both nuclei and the band of cytoplasm between
+    them take one id, as a watershed that missed a border would), and
+    ``split_fraction`` of the remaining nuclei are cut in two along a random
+    line through their centre.
+
+    Examples
+    --------
+    >>> t = simulate_tissue((128, 128), seed=1)
+    >>> lab = noisy_labels(t.cells, t.nuclei, seed=1)
+    >>> bool(((lab > 0) <= (t.cells > 0)).all())
+    True
+    """
+    rng = np.random.default_rng(seed)
+    out = nuclei.astype(np.int64).copy()
+    n = int(cells.max())
+    if n == 0:
+        return out
+    # Touching pairs of cells.
+    pairs = set()
+    for a, b in ((cells[:, :-1], cells[:, 1:]), (cells[:-1], cells[1:])):
+        m = (a > 0) & (b > 0) & (a != b)
+        pairs |= {(int(min(x, y)), int(max(x, y))) for x, y in zip(a[m], b[m], strict=True)}
+    used: set[int] = set()
+    n_merge = int(round(merge_fraction * n / 2))
+    for a, b in rng.permutation(sorted(pairs))[: 4 * n_merge + 1]:
+        if n_merge == 0:
+            break
+        if a in used or b in used:
+            continue
+        used |= {int(a), int(b)}
+        n_merge -= 1
+        both = (cells == a) | (cells == b)
+        # The union of the two nuclei, bridged by the cytoplasm band between them.
+        near = ndi.distance_transform_edt(~((nuclei == a) | (nuclei == b))) < 0.5 * np.sqrt(both.sum() / np.pi)
+        out[both & near] = a
+    ids = np.array([i for i in range(1, n + 1) if i not in used])
+    split = rng.permutation(ids)[: int(round(split_fraction * n))]
+    rows, cols = np.indices(out.shape)
+    next_id = n + 1
+    for cid in split:
+        m = out == cid
+        if m.sum() < 8:
+            continue
+        cy, cx = rows[m].mean(), cols[m].mean()
+        ang = rng.uniform(0, np.pi)
+        side = (rows - cy) * np.cos(ang) - (cols - cx) * np.sin(ang) > 0
+        out[m & side] = next_id
+        next_id += 1
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 from spatialdata import SpatialData
-from spatialdata.models import Image2DModel
+from spatialdata.models import Image2DModel, Labels2DModel
 from spatialdata.transformations import get_transformation
 
 from gsn_spatial import _sdata
@@ -94,4 +94,115 @@ def rna_density(
     _sdata.store_elements(sdata, {key_added: element}, overwrite=overwrite)
 
 
-__all__ = ["rna_density"]
+def labels_from_assignment(
+    sdata: SpatialData,
+    *,
+    cell_id_key: str,
+    points_key: str | None = None,
+    image_key: str | None = None,
+    max_distance: float = 5.0,
+    labels_key_added: str = "assignment_labels",
+    overwrite: bool = False,
+) -> None:
+    """Rasterise a per-transcript cell assignment (e.g. a vendor's) into a labels element.
+
+    Each pixel takes the cell of its nearest assigned transcript within
+    ``max_distance`` pixels (image grid); each cell keeps its largest piece
+    with holes filled. Useful as noisy initial labels for
+    :func:`gsn_spatial.tl.train`.
+
+    Parameters
+    ----------
+    cell_id_key
+        Integer column of the points holding the cell id (0 or negative = unassigned).
+    max_distance
+        Reach of each transcript, in image pixels.
+    labels_key_added
+        Labels element written (uint32, image's grid and transformations).
+
+    Examples
+    --------
+    >>> import gsn_spatial as gsn
+    >>> sdata = gsn.datasets.synthetic_tissue((128, 128), seed=0)
+    >>> gsn.pp.labels_from_assignment(sdata, cell_id_key="cell_id", max_distance=3)
+    >>> int(sdata.labels["assignment_labels"].max()) > 0
+    True
+    """
+    from gsn_spatial.core.assign import rasterise_assignment
+
+    image_key = _sdata.resolve_key(sdata, "images", image_key, parameter="image_key")
+    points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")
+    _sdata.check_new_keys(sdata, {labels_key_added: "labels"}, overwrite=overwrite)
+    points_el = sdata.points[points_key]
+    if cell_id_key not in points_el.columns:
+        raise KeyError(f"Points {points_key!r} have no column {cell_id_key!r}; columns: {list(points_el.columns)}.")
+    frame = points_el[["x", "y", cell_id_key]].compute()
+    ids = frame[cell_id_key].to_numpy()
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"Column {cell_id_key!r} must hold integer cell ids, got dtype {ids.dtype}.")
+    m = _sdata.points_to_pixels(sdata, points_key, image_key)
+    xy = frame[["x", "y"]].to_numpy(dtype=np.float64) @ m[:2, :2].T + m[:2, 2]
+    plane = _sdata.scale0(sdata.images[image_key])
+    shape = (int(plane.sizes["y"]), int(plane.sizes["x"]))
+    labels = rasterise_assignment(xy, np.where(ids > 0, ids, 0), shape, max_distance=max_distance)
+    element = Labels2DModel.parse(
+        labels.astype(np.uint32),
+        dims=("y", "x"),
+        transformations=dict(get_transformation(sdata.images[image_key], get_all=True)),
+    )
+    _sdata.store_elements(sdata, {labels_key_added: element}, overwrite=overwrite)
+
+
+def rescale_image(
+    sdata: SpatialData,
+    *,
+    factor: float,
+    image_key: str | None = None,
+    key_added: str | None = None,
+    overwrite: bool = False,
+) -> None:
+    """Add a resampled copy of an image, e.g. to bring a slide to a model's pixel size.
+
+    The new element's pixel grid is ``factor`` times coarser (``factor > 1``
+    downsamples, by area averaging) and its transformations are the image's
+    composed with ``Scale(factor)``, so it stays aligned with every other
+    element. Segmenting it gives labels on the coarse grid, aligned the same way.
+
+    Parameters
+    ----------
+    factor
+        Old pixels per new pixel, e.g. ``0.5 / 0.2125`` to take Xenium's
+        0.2125 um pixels to 0.5 um.
+    key_added
+        Default ``f"{image_key}_x{factor:g}"``.
+
+    Examples
+    --------
+    >>> import gsn_spatial as gsn
+    >>> sdata = gsn.datasets.synthetic_tissue((128, 128), seed=0)
+    >>> gsn.pp.rescale_image(sdata, image_key="dapi", factor=2, key_added="dapi_half")
+    >>> sdata.images["dapi_half"].shape
+    (1, 64, 64)
+    """
+    from skimage.transform import resize
+    from spatialdata.transformations import Scale, Sequence
+
+    image_key = _sdata.resolve_key(sdata, "images", image_key, parameter="image_key")
+    if not factor > 0:
+        raise ValueError(f"`factor` must be positive, got {factor}.")
+    key_added = key_added or f"{image_key}_x{factor:g}"
+    _sdata.check_new_keys(sdata, {key_added: "images"}, overwrite=overwrite)
+    image_el = sdata.images[image_key]
+    plane = _sdata.scale0(image_el)
+    c, h, w = (int(plane.sizes[d]) for d in ("c", "y", "x"))
+    shape = (c, max(1, round(h / factor)), max(1, round(w / factor)))
+    data = np.asarray(plane.data)
+    out = resize(data, shape, order=1, anti_aliasing=factor > 1, preserve_range=True).astype(data.dtype)
+    # The coarse grid's pixel edges land on the fine grid at ``h / new_h`` spacing.
+    scale = Scale([h / shape[1], w / shape[2]], axes=("y", "x"))
+    tf = {cs: Sequence([scale, t]) for cs, t in get_transformation(image_el, get_all=True).items()}
+    element = Image2DModel.parse(out, dims=("c", "y", "x"), c_coords=list(plane.coords["c"].values), transformations=tf)
+    _sdata.store_elements(sdata, {key_added: element}, overwrite=overwrite)
+
+
+__all__ = ["rna_density", "labels_from_assignment", "rescale_image"]

@@ -20,23 +20,11 @@ from gsn_spatial._settings import settings
 from gsn_spatial.core.assign import count_matrix, lookup_cells
 from gsn_spatial.core.blocks import segment_blocks
 from gsn_spatial.core.device import resolve_device
-from gsn_spatial.core.intensity import normalise_intensity, sample_percentiles
 from gsn_spatial.core.network import GeneSegNet
 from gsn_spatial.models import GeneSegModel
-from gsn_spatial.models import load as load_model
+from gsn_spatial.tl._inputs import resolve_inputs, resolve_model
 
 logger = logging.getLogger(__name__)
-
-
-def resolve_model(model: GeneSegModel | str | Path | None) -> GeneSegModel:
-    """A model object from ``None`` (the default), a shipped name or a file path."""
-    if model is None:
-        return load_model()
-    if isinstance(model, GeneSegModel):
-        return model
-    if isinstance(model, (str, Path)):
-        return load_model(model)
-    raise TypeError(f"`model` must be a GeneSegModel, a shipped model name or a path, got {type(model).__name__}.")
 
 
 def _check_params(tile_size: int, tile_overlap: int, block_size: int, block_halo: int, min_area: int) -> None:
@@ -189,6 +177,9 @@ def segment(
     for name, v in (("confidence_threshold", confidence_threshold), ("centre_threshold", centre_threshold)):
         if not 0 < v < 1:
             raise ValueError(f"`{name}` must be in (0, 1), got {v}.")
+    gsn_model = resolve_model(model)
+    torch_device, autocast = resolve_device(device, cpu_bf16=settings.cpu_bf16)
+    # Keys first, so that output-key errors come before any reading.
     image_key = _sdata.resolve_key(sdata, "images", image_key, parameter="image_key")
     points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")
     assignment_key_added = assignment_key_added or f"{points_key}{Keys.ASSIGNMENT_SUFFIX}"
@@ -199,39 +190,19 @@ def segment(
     )
     if points_key == assignment_key_added or image_key == labels_key_added:
         raise ValueError("Output keys must differ from the input elements' keys; the inputs are never replaced.")
-    gsn_model = resolve_model(model)
-    torch_device, autocast = resolve_device(device, cpu_bf16=settings.cpu_bf16)
+    inputs = resolve_inputs(
+        sdata,
+        image_key=image_key,
+        points_key=points_key,
+        gene_key=gene_key,
+        image_channel=image_channel,
+        spec=gsn_model.input,
+    )
+    pts, shape = inputs.points, inputs.shape
     gsn_model.network.to(torch_device)
 
-    image_el = sdata.images[image_key]
-    plane = _sdata.select_channel(_sdata.scale0(image_el), image_channel, image_key=image_key)
-    shape = (int(plane.sizes["y"]), int(plane.sizes["x"]))
-    pixels = plane.data  # dask array (y, x), read window by window
-    low, high = sample_percentiles(pixels, gsn_model.input.percentiles)
-
-    points_el = sdata.points[points_key]
-    gene_key = _sdata.resolve_gene_key(points_el, gene_key, points_key=points_key)
-    to_pixels = _sdata.points_to_pixels(sdata, points_key, image_key)
-    pts = _sdata.read_points(points_el, gene_key, to_pixels, points_key=points_key)
-    inside = (
-        (pts.xy_pixels[:, 0] >= 0)
-        & (pts.xy_pixels[:, 0] < shape[1])
-        & (pts.xy_pixels[:, 1] >= 0)
-        & (pts.xy_pixels[:, 1] < shape[0])
-    )
-    if not inside.any():
-        raise ValueError(
-            f"No transcript of {points_key!r} falls inside image {image_key!r} ({shape[1]} x {shape[0]} px) after "
-            "composing their transformations; check the elements' coordinate systems."
-        )
-    if inside.mean() < 0.5:
-        logger.warning("Only %.0f%% of the transcripts of %r fall inside the image.", 100 * inside.mean(), points_key)
-
-    def read_image(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-        return normalise_intensity(np.asarray(pixels[y0:y1, x0:x1]), low, high)
-
     labels = segment_blocks(
-        read_image,
+        inputs.image_window,
         pts.xy_pixels,
         shape,
         gsn_model.network,
@@ -254,13 +225,13 @@ def segment(
 
     params = {
         "image_key": image_key,
-        "image_channel": str(plane.coords["c"].item()) if "c" in plane.coords else "",
+        "image_channel": inputs.channel,
         "points_key": points_key,
-        "gene_key": gene_key,
+        "gene_key": inputs.gene_key,
         "model": str(gsn_model.meta.get("name", "custom")),
         "rna_sigma": gsn_model.input.rna_sigma,
         "rna_mode": gsn_model.input.rna_mode,
-        "intensity_range": [low, high],
+        "intensity_range": list(inputs.intensity_range),
         "tile_size": tile_size,
         "tile_overlap": tile_overlap,
         "block_size": block_size,
@@ -273,7 +244,7 @@ def segment(
         "assignment_key": assignment_key_added,
     }
     table = build_table(labels, cell_of_point, pts.gene_codes, pts.gene_names, region=labels_key_added, params=params)
-    image_tf = {cs: t for cs, t in get_transformation(image_el, get_all=True).items()}
+    image_tf = dict(get_transformation(inputs.image_element, get_all=True))
     labels_el = Labels2DModel.parse(
         labels, dims=("y", "x"), transformations=image_tf, chunks=(min(shape[0], 2048), min(shape[1], 2048))
     )
@@ -281,18 +252,18 @@ def segment(
         {
             "x": pts.xy[:, 0],
             "y": pts.xy[:, 1],
-            gene_key: pd.Categorical.from_codes(pts.gene_codes, categories=pts.gene_names),
+            inputs.gene_key: pd.Categorical.from_codes(pts.gene_codes, categories=pts.gene_names),
             Keys.CELL_ID: cell_of_point.astype(np.int64),
         }
     )
-    points_tf = dict(get_transformation(points_el, get_all=True).items())
+    points_tf = dict(get_transformation(inputs.points_element, get_all=True))
     assignment_el = PointsModel.parse(
         assignment,
         coordinates={"x": "x", "y": "y"},
-        feature_key=gene_key,
+        feature_key=inputs.gene_key,
         instance_key=Keys.CELL_ID,
         transformations=points_tf,
-        npartitions=max(1, points_el.npartitions),
+        npartitions=max(1, inputs.points_element.npartitions),
     )
     _sdata.store_elements(
         sdata,

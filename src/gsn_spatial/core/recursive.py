@@ -1,0 +1,215 @@
+"""Recursive training from noisy labels (the paper's Algorithm 1), on arrays.
+
+Round ``t``: fit the network to the current labels (Eq. 2), predict on the
+training image, decode cells (Eq. 4), refine each cell with the level set
+(Eqs. 13-14) and use the result as the next round's labels (Eq. 3). Stop when
+the mean best-match IoU between consecutive rounds' labels (Eq. 16) exceeds
+``iou_stop``, or after ``max_rounds``.
+
+The training image is split into a training region and a validation region
+(a band along the longer axis), so validation losses come from pixels never
+trained on.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from gsn_spatial.core.decode import decode_cells
+from gsn_spatial.core.levelset import refine_labels
+from gsn_spatial.core.metrics import mean_best_iou
+from gsn_spatial.core.network import GeneSegNet
+from gsn_spatial.core.tiling import predict_maps
+from gsn_spatial.core.training import Augmentation, LossWeights, TrainingSample, fit
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RoundRecord:
+    """What one round did; kept on the model as its training history."""
+
+    round: int
+    epochs: int
+    train_loss: float
+    val_loss: float | None
+    n_cells_in: int
+    n_cells_out: int
+    iou_to_previous: float
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def split_regions(shape: tuple[int, int], val_fraction: float, patch_size: int) -> tuple[tuple, tuple | None]:
+    """Train and validation slices: the validation region is the last band along the longer axis.
+
+    Examples
+    --------
+    >>> split_regions((100, 400), 0.25, 64)
+    ((slice(0, 100, None), slice(0, 300, None)), (slice(0, 100, None), slice(300, 400, None)))
+    """
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"`val_fraction` must be in [0, 1), got {val_fraction}.")
+    h, w = shape
+    if min(h, w) < patch_size:
+        raise ValueError(f"The training image {shape} is smaller than `patch_size`={patch_size}.")
+    axis = 1 if w >= h else 0
+    n = shape[axis]
+    n_val = int(round(n * val_fraction))
+    if val_fraction == 0 or n_val < patch_size or n - n_val < patch_size:
+        if val_fraction > 0:
+            logger.warning(
+                "Image too small for a %.0f%% validation band of >= %d px; no validation.",
+                100 * val_fraction,
+                patch_size,
+            )
+        return (slice(0, h), slice(0, w)), None
+    cut = n - n_val
+    if axis == 1:
+        return (slice(0, h), slice(0, cut)), (slice(0, h), slice(cut, w))
+    return (slice(0, cut), slice(0, w)), (slice(cut, h), slice(0, w))
+
+
+def _prune_small(labels: np.ndarray, min_area: int) -> np.ndarray:
+    area = np.bincount(labels.ravel())
+    small = area < min_area
+    small[0] = False
+    return np.where(small[labels], 0, labels)
+
+
+def recursive_training(
+    network: GeneSegNet,
+    inputs: np.ndarray,
+    labels: np.ndarray,
+    *,
+    max_rounds: int = 3,
+    epochs: int = 10,
+    steps_per_epoch: int = 50,
+    patch_size: int = 256,
+    batch_size: int = 8,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-5,
+    loss_weights: LossWeights | None = None,
+    augmentation: Augmentation | None = None,
+    iou_stop: float = 0.93,
+    val_fraction: float = 0.2,
+    warm_start: bool = True,
+    level_set: bool = True,
+    level_set_image: str = "rna",
+    max_growth: float = 15.0,
+    min_area: int = 10,
+    device: torch.device | str = "cpu",
+    autocast_dtype: torch.dtype | None = None,
+    seed: int = 0,
+    start_round: int = 0,
+    history: list[RoundRecord] | None = None,
+    on_round: Callable[[int, GeneSegNet, np.ndarray, list[RoundRecord]], None] | None = None,
+    on_epoch: Callable[[int, int, dict], None] | None = None,
+    progress: Callable | None = None,
+) -> tuple[list[RoundRecord], list[np.ndarray]]:
+    """Run Algorithm 1 on one image; ``network`` is trained in place.
+
+    Parameters
+    ----------
+    inputs
+        ``(2, h, w)`` float32 ``[image, rna_density]``, both in ``[0, 1]``.
+    labels
+        ``(h, w)`` integer initial (noisy) cell labels.
+    warm_start
+        Start each round from the previous round's weights (else from the
+        weights the network had when this function was called, as the
+        authors' code did by retraining from scratch).
+    level_set
+        Refine predicted cells with the level set before they become labels.
+    level_set_image
+        What the contours evolve on: ``"rna"`` (the RNA location map, default),
+        ``"confidence"`` (the network's confidence map) or ``"mask"`` (each
+        cell's own mask, the authors' code: shape smoothing only).
+    max_growth
+        Pixels a cell may grow per round in the level-set step (``"rna"`` and
+        ``"confidence"``).
+    start_round, history
+        Resume after ``start_round`` completed rounds with their history.
+    on_round
+        Called after each round with ``(round, network, new_labels, history)``,
+        for checkpoints.
+
+    Returns
+    -------
+    history, labels_per_round
+        One record per round run here, and the labels each round produced.
+    """
+    if max_rounds < 1:
+        raise ValueError(f"`max_rounds` must be >= 1, got {max_rounds}.")
+    if not 0 < iou_stop <= 1:
+        raise ValueError(f"`iou_stop` must be in (0, 1], got {iou_stop}.")
+    if level_set_image not in ("rna", "confidence", "mask"):
+        raise ValueError(f"`level_set_image` must be 'rna', 'confidence' or 'mask', got {level_set_image!r}.")
+    if not np.issubdtype(np.asarray(labels).dtype, np.integer):
+        raise TypeError(f"Training labels must be integers, got dtype {np.asarray(labels).dtype}.")
+    train_sl, val_sl = split_regions(labels.shape, val_fraction, patch_size)
+    initial_state = copy.deepcopy(network.state_dict())
+    history = list(history or [])
+    produced: list[np.ndarray] = []
+    current = np.asarray(labels).astype(np.int64)
+    for rnd in range(start_round, max_rounds):
+        t0 = time.perf_counter()
+        if not warm_start:
+            network.load_state_dict(initial_state)
+        train = [TrainingSample(inputs[:, train_sl[0], train_sl[1]], current[train_sl])]
+        val = [TrainingSample(inputs[:, val_sl[0], val_sl[1]], current[val_sl])] if val_sl else None
+        result = fit(
+            network,
+            train,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            batch_size=batch_size,
+            patch_size=patch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            weights=loss_weights,
+            augmentation=augmentation,
+            val_samples=val,
+            device=device,
+            autocast_dtype=autocast_dtype,
+            seed=seed + rnd,
+            on_epoch=(lambda e, rec, r=rnd: on_epoch(r, e, rec)) if on_epoch else None,
+            progress=progress,
+        )
+        maps = predict_maps(network, inputs, device=device, autocast_dtype=autocast_dtype)
+        predicted, _ = decode_cells(maps, min_area=min_area)
+        if level_set:
+            image = {"rna": inputs[1], "confidence": maps[0], "mask": None}[level_set_image]
+            new = refine_labels(predicted, image, max_growth=max_growth)
+        else:
+            new = predicted
+        new = _prune_small(new, min_area)
+        last = result.losses[-1]
+        record = RoundRecord(
+            round=rnd + 1,
+            epochs=epochs,
+            train_loss=float(last["train_loss"]),
+            val_loss=float(last["val_loss"]) if "val_loss" in last else None,
+            n_cells_in=int(len(np.unique(current)) - (current == 0).any()),
+            n_cells_out=int(len(np.unique(new)) - (new == 0).any()),
+            iou_to_previous=mean_best_iou(current, new),
+            seconds=time.perf_counter() - t0,
+        )
+        history.append(record)
+        produced.append(new)
+        logger.info("round %d: %s", rnd + 1, record)
+        if on_round is not None:
+            on_round(rnd + 1, network, new, history)
+        current = new
+        if record.iou_to_previous > iou_stop:
+            break
+    return history, produced

@@ -1,0 +1,294 @@
+"""``gsn.tl.train``: recursive training from noisy labels (the paper's Algorithm 1)."""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import logging
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+from spatialdata import SpatialData
+from spatialdata.models import Labels2DModel
+from spatialdata.transformations import get_transformation
+
+from gsn_spatial import __version__, _sdata
+from gsn_spatial.core.device import resolve_device
+from gsn_spatial.core.recursive import RoundRecord, recursive_training, split_regions
+from gsn_spatial.core.training import LossWeights
+from gsn_spatial.models import GeneSegModel
+from gsn_spatial.tl._inputs import resolve_inputs, resolve_model
+
+logger = logging.getLogger(__name__)
+
+_ROUND_FILE = re.compile(r"round_(\d+)\.pt$")
+
+
+def _labels_on_image_grid(sdata: SpatialData, labels_key: str, image_key: str, shape: tuple[int, int]) -> np.ndarray:
+    lab_el = sdata.labels[labels_key]
+    lab = _sdata.scale0(lab_el)
+    if tuple(lab.shape) != shape:
+        raise ValueError(
+            f"Labels {labels_key!r} {tuple(lab.shape)} are not on the pixel grid of image {image_key!r} {shape}; "
+            "training needs labels on the image's grid."
+        )
+    t_lab = get_transformation(lab_el, get_all=True)
+    t_img = get_transformation(sdata.images[image_key], get_all=True)
+    shared = [cs for cs in t_lab if cs in t_img]
+    for cs in shared:
+        if not np.allclose(_sdata._affine_xy(t_lab[cs]), _sdata._affine_xy(t_img[cs])):
+            raise ValueError(
+                f"Labels {labels_key!r} and image {image_key!r} are placed differently in coordinate system {cs!r}; "
+                "training needs labels on the image's grid."
+            )
+    values = np.asarray(lab.data)
+    if not np.issubdtype(values.dtype, np.integer):
+        raise TypeError(f"Labels {labels_key!r} must hold integer cell ids, got dtype {values.dtype}.")
+    return values.astype(np.int64)
+
+
+def _completed_rounds(checkpoint_dir: Path) -> int:
+    rounds = [int(m.group(1)) for p in checkpoint_dir.glob("round_*.pt") if (m := _ROUND_FILE.search(p.name))]
+    return max(rounds, default=0)
+
+
+def train(
+    sdata: SpatialData,
+    *,
+    labels_key: str,
+    image_key: str | None = None,
+    points_key: str | None = None,
+    gene_key: str | None = None,
+    image_channel: int | str | None = None,
+    model: GeneSegModel | str | Path | None = None,
+    max_rounds: int = 3,
+    epochs: int = 10,
+    steps_per_epoch: int | None = None,
+    patch_size: int = 256,
+    batch_size: int = 8,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-5,
+    loss_weights: LossWeights | None = None,
+    iou_stop: float = 0.93,
+    val_fraction: float = 0.2,
+    warm_start: bool = True,
+    level_set: bool = True,
+    level_set_image: str = "rna",
+    max_growth: float = 15.0,
+    device: str = "auto",
+    seed: int = 0,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    refined_labels_key: str | None = None,
+    overwrite: bool = False,
+    name: str = "custom",
+) -> GeneSegModel:
+    """Train GeneSegNet from noisy cell labels by recursive training with level-set refinement.
+
+    Each round fits the network to the current labels (from a vendor
+    segmentation, a nucleus watershed or expansion at first), predicts cells
+    on the training image, refines them with the level set (Eqs. 13-14) and
+    takes them as the next round's labels. Training stops when the mean
+    best-match IoU between consecutive rounds' labels (Eq. 16) exceeds
+    ``iou_stop``, or after ``max_rounds``.
+
+    Parameters
+    ----------
+    sdata
+        SpatialData object with the image, the transcripts and the labels.
+    labels_key
+        Labels element with the initial (noisy) cells, on the image's pixel grid.
+    image_key, points_key, gene_key, image_channel
+        As in :func:`gsn_spatial.tl.segment`.
+    model
+        Starting model: ``None`` fine-tunes a copy of the shipped default
+        model; a :class:`~gsn_spatial.models.GeneSegModel`, shipped name or
+        file starts from a copy of that model. The input settings (RNA map
+        sigma, intensity percentiles) come with the model. The argument is
+        never modified.
+    max_rounds, epochs
+        Rounds of Algorithm 1 and epochs per round.
+    steps_per_epoch
+        Optimiser steps per epoch; default: enough ``patch_size`` patches to
+        cover the training region once.
+    patch_size, batch_size, lr, weight_decay
+        Training patches and AdamW settings (the paper's defaults).
+    loss_weights
+        Weights of the three terms of Eq. 15.
+    iou_stop
+        Stop when consecutive rounds' labels agree above this mean IoU.
+    val_fraction
+        Fraction of the image (a band along its longer side) held out for
+        validation losses; 0 disables validation.
+    warm_start
+        Start each round from the previous round's weights (else from the
+        starting model's weights, as the authors' code did).
+    level_set
+        Refine each round's predicted cells with the level set.
+    level_set_image
+        What the level-set contours evolve on: ``"rna"`` (the RNA location
+        map: cells grow to where their transcripts are), ``"confidence"``
+        (the network's confidence) or ``"mask"`` (the cell's own mask, as in
+        the authors' code: smoothing only, never growth).
+    max_growth
+        Pixels a cell may grow in one level-set step (into background closer
+        to it than to any other cell).
+    device
+        ``"auto"`` (CUDA when present, else CPU with bfloat16 autocast where
+        the CPU supports it), ``"cpu"``, ``"cuda"``; a device that is not
+        present raises.
+    seed
+        Seed for sampling and augmentation.
+    checkpoint_dir
+        If given, after each round the model (``round_<r>.pt``) and its
+        labels (``round_<r>_labels.npy``) are written there.
+    resume
+        Continue from the last round found in ``checkpoint_dir``.
+    refined_labels_key
+        If given, each round's labels are added as labels elements
+        ``f"{refined_labels_key}_round<r>"`` (written to the store when backed).
+    overwrite
+        Allow replacing those labels elements.
+    name
+        Name recorded in the model's ``meta``.
+
+    Returns
+    -------
+    GeneSegModel
+        The trained model; ``model.meta["history"]`` holds per round the
+        training and validation losses, cells in and out, the IoU to the
+        previous round and the time.
+
+    Examples
+    --------
+    >>> import gsn_spatial as gsn
+    >>> sdata = gsn.datasets.synthetic_tissue((256, 256), seed=1)
+    >>> m = gsn.tl.train(sdata, labels_key="nuclei", max_rounds=1, epochs=1, steps_per_epoch=1,
+    ...                  patch_size=128, batch_size=2, device="cpu")
+    >>> len(m.meta["history"])
+    1
+    """
+    if not isinstance(sdata, SpatialData):
+        raise TypeError(f"`sdata` must be a SpatialData object, got {type(sdata).__name__}.")
+    _sdata.resolve_key(sdata, "labels", labels_key, parameter="labels_key")
+    for pname, value in (("max_rounds", max_rounds), ("epochs", epochs), ("batch_size", batch_size)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{pname}` must be a positive integer, got {value!r}.")
+    if patch_size % 16 or patch_size < 32:
+        raise ValueError(f"`patch_size` must be a multiple of 16 and >= 32, got {patch_size}.")
+    if lr <= 0 or weight_decay < 0:
+        raise ValueError(f"`lr` must be > 0 and `weight_decay` >= 0, got {lr} and {weight_decay}.")
+    if resume and checkpoint_dir is None:
+        raise ValueError("`resume=True` needs `checkpoint_dir`.")
+    if refined_labels_key is not None:
+        _sdata.check_new_keys(
+            sdata, {f"{refined_labels_key}_round{r}": "labels" for r in range(1, max_rounds + 1)}, overwrite=overwrite
+        )
+    start = resolve_model(model)
+    gsn_model = GeneSegModel(copy.deepcopy(start.network), copy.deepcopy(start.input), {})
+    torch_device, autocast = resolve_device(device, cpu_bf16=True)
+    inputs = resolve_inputs(
+        sdata,
+        image_key=image_key,
+        points_key=points_key,
+        gene_key=gene_key,
+        image_channel=image_channel,
+        spec=gsn_model.input,
+    )
+    labels = _labels_on_image_grid(sdata, labels_key, inputs.image_key, inputs.shape)
+    train_sl, _ = split_regions(inputs.shape, val_fraction, patch_size)
+    train_pixels = (train_sl[0].stop - train_sl[0].start) * (train_sl[1].stop - train_sl[1].start)
+    if steps_per_epoch is None:
+        steps_per_epoch = max(1, math.ceil(train_pixels / patch_size**2 / batch_size))
+    full = inputs.full_inputs(gsn_model.input)
+
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    start_round, history = 0, []
+    if ckpt is not None:
+        ckpt.mkdir(parents=True, exist_ok=True)
+        if resume and (done := _completed_rounds(ckpt)):
+            saved = GeneSegModel.load(ckpt / f"round_{done}.pt")
+            gsn_model.network.load_state_dict(saved.network.state_dict())
+            history = [RoundRecord(**r) for r in saved.meta.get("history", [])]
+            labels = np.load(ckpt / f"round_{done}_labels.npy")
+            start_round = done
+            logger.info("Resuming after round %d from %s", done, ckpt)
+
+    params = {
+        "labels_key": labels_key,
+        "image_key": inputs.image_key,
+        "points_key": inputs.points_key,
+        "image_channel": inputs.channel,
+        "start_model": str(start.meta.get("name", "custom")),
+        "max_rounds": max_rounds,
+        "epochs": epochs,
+        "steps_per_epoch": steps_per_epoch,
+        "patch_size": patch_size,
+        "batch_size": batch_size,
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "iou_stop": iou_stop,
+        "val_fraction": val_fraction,
+        "warm_start": warm_start,
+        "level_set": level_set,
+        "level_set_image": level_set_image,
+        "max_growth": max_growth,
+        "seed": seed,
+        "device": str(torch_device),
+        "precision": str(autocast).replace("torch.", "") if autocast else "float32",
+    }
+
+    def set_meta(hist: list[RoundRecord]) -> None:
+        gsn_model.meta = {
+            "name": name,
+            "trained_with": f"gsn_spatial {__version__} gsn.tl.train",
+            "date": datetime.date.today().isoformat(),
+            "params": params,
+            "history": [r.to_dict() for r in hist],
+        }
+
+    def on_round(rnd: int, network, new_labels: np.ndarray, hist: list[RoundRecord]) -> None:
+        if ckpt is not None:
+            set_meta(hist)
+            gsn_model.save(ckpt / f"round_{rnd}.pt")
+            np.save(ckpt / f"round_{rnd}_labels.npy", new_labels)
+
+    hist, per_round = recursive_training(
+        gsn_model.network,
+        full,
+        labels,
+        max_rounds=max_rounds,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        patch_size=patch_size,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        loss_weights=loss_weights,
+        iou_stop=iou_stop,
+        val_fraction=val_fraction,
+        warm_start=warm_start,
+        level_set=level_set,
+        level_set_image=level_set_image,
+        max_growth=max_growth,
+        device=torch_device,
+        autocast_dtype=autocast,
+        seed=seed,
+        start_round=start_round,
+        history=history,
+        on_round=on_round,
+    )
+    set_meta(hist)
+    gsn_model.network.eval()
+    if refined_labels_key is not None and per_round:
+        tf = dict(get_transformation(inputs.image_element, get_all=True))
+        elements = {
+            f"{refined_labels_key}_round{start_round + i + 1}": Labels2DModel.parse(
+                lab.astype(np.uint32), dims=("y", "x"), transformations=dict(tf)
+            )
+            for i, lab in enumerate(per_round)
+        }
+        _sdata.store_elements(sdata, elements, overwrite=overwrite)
+    return gsn_model

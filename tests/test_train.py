@@ -1,0 +1,148 @@
+"""gsn.tl.train and the pieces of Algorithm 1: level set, stopping rule, checkpoints, resume."""
+
+import numpy as np
+import pytest
+
+import gsn_spatial as gsn
+from gsn_spatial.core.levelset import refine_cell, refine_labels
+from gsn_spatial.core.metrics import mean_best_iou
+from gsn_spatial.core.network import NetworkConfig
+from gsn_spatial.core.recursive import recursive_training, split_regions
+from gsn_spatial.core.simulate import simulate_tissue
+from gsn_spatial.models import GeneSegModel, InputSpec
+
+TINY = dict(max_rounds=2, epochs=1, steps_per_epoch=2, patch_size=64, batch_size=2, device="cpu")
+
+
+def test_level_set_smooths_protrusions_and_notches():
+    m = np.zeros((40, 40), bool)
+    m[10:30, 10:30] = True
+    m[20, 30:36] = True  # a one-pixel spur
+    m[15, 10:13] = False  # a notch
+    r = refine_cell(m)
+    assert not r[20, 33] and r[15, 11]
+    # The bulk of the cell stays.
+    assert (r & m).sum() / m.sum() > 0.95
+
+
+def test_level_set_never_takes_other_cells_pixels():
+    lab = np.zeros((30, 30), int)
+    lab[5:15, 5:15] = 1
+    lab[5:15, 15:25] = 2
+    lab[14, 25:29] = 2  # spur of cell 2
+    out = refine_labels(lab)
+    assert out[14, 27] == 0  # spur removed
+    assert np.all(out[lab == 1] != 2) and np.all(out[lab == 2] != 1)
+    assert mean_best_iou(lab, out) > 0.9
+
+
+def test_stopping_rule_is_eq16():
+    a = np.zeros((10, 10), int)
+    a[:5] = 1
+    a[5:] = 2
+    assert mean_best_iou(a, a) == 1.0
+    b = np.zeros_like(a)
+    b[:5] = 7  # cell 2 vanished
+    assert mean_best_iou(a, b) == 0.5
+
+
+def test_split_regions_band():
+    tr, va = split_regions((300, 200), 0.3, 64)
+    assert tr == (slice(0, 210), slice(0, 200)) and va == (slice(210, 300), slice(0, 200))
+    tr, va = split_regions((100, 100), 0.2, 64)  # band too thin: no validation
+    assert va is None
+    with pytest.raises(ValueError, match="patch_size"):
+        split_regions((50, 50), 0.2, 64)
+
+
+def _tiny_model():
+    return GeneSegModel.new(NetworkConfig(widths=(8, 8, 8, 8, 8)), InputSpec(rna_sigma=1.5))
+
+
+def test_recursion_stops_when_labels_converge(monkeypatch):
+    """With an oracle network that predicts the current labels perfectly, round 1 already agrees."""
+    import gsn_spatial.core.recursive as rec
+    from gsn_spatial.core.targets import make_targets
+
+    t = simulate_tissue((128, 128), seed=2)
+    monkeypatch.setattr(rec, "predict_maps", lambda *a, **k: make_targets(t.cells.astype(np.int64)))
+    inputs = np.stack([t.image / t.image.max(), np.zeros(t.image.shape)]).astype(np.float32)
+    kwargs = dict(max_rounds=3, epochs=1, steps_per_epoch=1, patch_size=64, batch_size=2, val_fraction=0)
+    hist, per_round = recursive_training(
+        _tiny_model().network, inputs, t.cells.astype(np.int64), iou_stop=0.93, **kwargs
+    )
+    assert len(hist) == 1 and hist[0].iou_to_previous > 0.93
+    hist, _ = recursive_training(_tiny_model().network, inputs, t.cells.astype(np.int64), iou_stop=1.0, **kwargs)
+    assert [r.round for r in hist] == [1, 2, 3]
+
+
+def test_train_writes_history_labels_and_checkpoints(tmp_path):
+    sdata = gsn.datasets.synthetic_tissue((160, 160), seed=4)
+    before = sdata.labels["nuclei"].values.copy()
+    m = gsn.tl.train(
+        sdata,
+        labels_key="nuclei",
+        model=_tiny_model(),
+        iou_stop=1.0,
+        checkpoint_dir=tmp_path,
+        refined_labels_key="refined",
+        name="tiny",
+        **TINY,
+    )
+    assert [r["round"] for r in m.meta["history"]] == [1, 2]
+    for r in m.meta["history"]:
+        assert set(r) >= {"train_loss", "val_loss", "n_cells_out", "iou_to_previous", "seconds"}
+    assert {"refined_round1", "refined_round2"} <= set(sdata.labels)
+    np.testing.assert_array_equal(sdata.labels["nuclei"].values, before)  # input untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "round_1.pt",
+        "round_1_labels.npy",
+        "round_2.pt",
+        "round_2_labels.npy",
+    ]
+    saved = GeneSegModel.load(tmp_path / "round_2.pt")
+    assert saved.meta["name"] == "tiny" and len(saved.meta["history"]) == 2
+    # The trained model segments.
+    gsn.tl.segment(sdata, model=m, device="cpu")
+    assert "gsn_labels" in sdata.labels
+
+
+def test_resume_continues_after_last_round(tmp_path):
+    sdata = gsn.datasets.synthetic_tissue((160, 160), seed=4)
+    args = dict(TINY, max_rounds=1)
+    gsn.tl.train(sdata, labels_key="nuclei", model=_tiny_model(), iou_stop=1.0, checkpoint_dir=tmp_path, **args)
+    args["max_rounds"] = 2
+    m = gsn.tl.train(
+        sdata, labels_key="nuclei", model=_tiny_model(), iou_stop=1.0, checkpoint_dir=tmp_path, resume=True, **args
+    )
+    assert [r["round"] for r in m.meta["history"]] == [1, 2]
+    assert (tmp_path / "round_2.pt").exists()
+
+
+def test_train_is_reproducible_and_leaves_start_model_alone():
+    sdata = gsn.datasets.synthetic_tissue((160, 160), seed=4)
+    start = _tiny_model()
+    before = {k: v.clone() for k, v in start.network.state_dict().items()}
+    a = gsn.tl.train(sdata, labels_key="nuclei", model=start, seed=3, **dict(TINY, max_rounds=1))
+    b = gsn.tl.train(sdata, labels_key="nuclei", model=start, seed=3, **dict(TINY, max_rounds=1))
+    for (k, va), (_, vb) in zip(a.network.state_dict().items(), b.network.state_dict().items(), strict=True):
+        assert np.array_equal(va.numpy(), vb.numpy()), k
+    for k, v in start.network.state_dict().items():
+        assert np.array_equal(v.numpy(), before[k].numpy()), k
+    changed = [k for k, v in a.network.state_dict().items() if not np.array_equal(v.numpy(), before[k].numpy())]
+    assert changed  # training did move the weights
+
+
+def test_train_validates_inputs():
+    sdata = gsn.datasets.synthetic_tissue((160, 160), seed=4)
+    with pytest.raises(KeyError, match="labels_key"):
+        gsn.tl.train(sdata, labels_key="nope", **TINY)
+    with pytest.raises(ValueError, match="no CUDA"):
+        gsn.tl.train(sdata, labels_key="nuclei", **dict(TINY, device="cuda"))
+    with pytest.raises(ValueError, match="resume"):
+        gsn.tl.train(sdata, labels_key="nuclei", resume=True, **TINY)
+    from spatialdata.models import Labels2DModel
+
+    sdata["small"] = Labels2DModel.parse(np.zeros((80, 80), np.uint32), dims=("y", "x"))
+    with pytest.raises(ValueError, match="pixel grid"):
+        gsn.tl.train(sdata, labels_key="small", **TINY)
