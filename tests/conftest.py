@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
 
 import gsn_spatial as gsn
 
-torch.set_num_threads(2)
+torch.set_num_threads(int(os.environ.get("GSN_TEST_THREADS", "2")))
 
 
 @pytest.fixture(scope="session")

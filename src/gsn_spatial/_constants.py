@@ -13,6 +13,7 @@ class Keys:
     REGION = "region"  # region key of the table
     UNS = "gsn"  # table.uns[UNS] = {"params": ..., "version": ...}
     RNA_DENSITY = "gsn_rna_density"
+    RNA_DENSITY_CHANNEL = "rna_density"
 
 
 class Defaults:

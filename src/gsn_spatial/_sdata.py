@@ -7,6 +7,7 @@ an image's pixel grid by composing transformations, and writing results.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,8 @@ from spatialdata.transformations import (
     get_transformation,
     get_transformation_between_coordinate_systems,
 )
+
+logger = logging.getLogger(__name__)
 
 ELEMENT_KINDS = ("images", "labels", "points", "shapes", "tables")
 
@@ -34,11 +37,33 @@ def resolve_key(sdata: SpatialData, kind: str, key: str | None, *, parameter: st
         if key not in names:
             raise KeyError(f"No {kind} element {key!r} (`{parameter}`). Available {kind}: {names or 'none'}.")
         return key
-    if len(names) == 1:
-        return names[0]
     if not names:
         raise KeyError(f"The SpatialData object has no {kind} element; `{parameter}` cannot be resolved.")
+    # Elements gsn_spatial derived from others (assignments, RNA maps) are never picked implicitly,
+    # so a second run resolves the same inputs as the first.
+    candidates = [n for n in names if n not in _derived_names(sdata, kind)]
+    if len(candidates) == 1:
+        return candidates[0]
     raise KeyError(f"Several {kind} elements: {names}. Pass `{parameter}=` to choose one.")
+
+
+def _derived_names(sdata: SpatialData, kind: str) -> set[str]:
+    from gsn_spatial._constants import Keys
+
+    if kind == "points":
+        return {
+            n
+            for n in sdata.points
+            if n.endswith(Keys.ASSIGNMENT_SUFFIX) and n[: -len(Keys.ASSIGNMENT_SUFFIX)] in sdata.points
+        }
+    if kind == "images":
+        derived = set()
+        for n, el in sdata.images.items():
+            coords = scale0(el).coords
+            if "c" in coords and [str(c) for c in coords["c"].values] == [Keys.RNA_DENSITY_CHANNEL]:
+                derived.add(n)
+        return derived
+    return set()
 
 
 def scale0(element: Any) -> xr.DataArray:
@@ -178,10 +203,61 @@ def check_new_keys(sdata: SpatialData, new: dict[str, str], *, overwrite: bool) 
                     raise ValueError(f"{kind} element {key!r} already exists; pass `overwrite=True` to replace it.")
 
 
+def _on_disk(sdata: SpatialData, name: str) -> bool:
+    return any(sdata._element_type_and_name_from_element_path(p)[1] == name for p in sdata.elements_paths_on_disk())
+
+
+def _replace_on_disk(sdata: SpatialData, name: str) -> None:
+    """Replace an element in the object's own store; the old files go only once a full copy is on disk.
+
+    SpatialData refuses ``write_element(overwrite=True)`` inside the object's own store, and its
+    documented workaround (delete, then write) loses the element if the write fails. The new element
+    is first written completely under a temporary name.
+    """
+    tmp = f"{name}-gsn-tmp"
+    sdata[tmp] = sdata[name]
+    try:
+        sdata.write_element(tmp)
+        sdata.delete_element_from_disk(name)
+        sdata.write_element(name)
+        sdata.delete_element_from_disk(tmp)
+    finally:
+        del sdata[tmp]
+
+
 def store_elements(sdata: SpatialData, elements: dict[str, Any], *, overwrite: bool) -> None:
-    """Add complete elements to ``sdata`` and, if it is backed by a zarr store, write them there."""
-    for name, element in elements.items():
-        sdata[name] = element
-    if sdata.is_backed():
+    """Add complete elements to ``sdata`` and, if it is backed by a zarr store, write them there.
+
+    All-or-nothing for new keys: if any write fails, the elements this call
+    added are removed again from memory and from the store, and the previous
+    in-memory elements of replaced keys are put back, before the error is
+    re-raised. Elements replaced on disk (``overwrite=True``) are removed only
+    after a complete copy of the new element is written.
+    """
+    previous = {name: sdata[name] for name in elements if name in sdata}
+    written: list[str] = []
+    try:
+        for name, element in elements.items():
+            sdata[name] = element
+        if sdata.is_backed():
+            for name in elements:
+                if _on_disk(sdata, name):
+                    if not overwrite:
+                        raise ValueError(f"Element {name!r} exists in the store; pass `overwrite=True` to replace it.")
+                    _replace_on_disk(sdata, name)
+                else:
+                    sdata.write_element(name)
+                    written.append(name)
+    except BaseException:
         for name in elements:
-            sdata.write_element(name, overwrite=overwrite)
+            if name in previous:
+                sdata[name] = previous[name]
+                continue
+            if sdata.is_backed() and name in written:
+                try:
+                    sdata.delete_element_from_disk(name)  # needs the element still in memory
+                except Exception:  # pragma: no cover - best effort while handling the original error
+                    logger.exception("Could not remove the partly written element %r from the store.", name)
+            if name in sdata:
+                del sdata[name]
+        raise

@@ -88,7 +88,7 @@ def rna_density(
     element = Image2DModel.parse(
         lazy,
         dims=("c", "y", "x"),
-        c_coords=["rna_density"],
+        c_coords=[Keys.RNA_DENSITY_CHANNEL],
         transformations=dict(get_transformation(image_el, get_all=True)),
     )
     _sdata.store_elements(sdata, {key_added: element}, overwrite=overwrite)

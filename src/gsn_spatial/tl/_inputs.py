@@ -23,12 +23,19 @@ logger = logging.getLogger(__name__)
 def resolve_model(model: GeneSegModel | str | Path | None) -> GeneSegModel:
     """A model object from ``None`` (the default), a shipped name or a file path."""
     if model is None:
-        return load_model()
-    if isinstance(model, GeneSegModel):
-        return model
-    if isinstance(model, (str, Path)):
-        return load_model(model)
-    raise TypeError(f"`model` must be a GeneSegModel, a shipped model name or a path, got {type(model).__name__}.")
+        resolved = load_model()
+    elif isinstance(model, GeneSegModel):
+        resolved = model
+    elif isinstance(model, (str, Path)):
+        resolved = load_model(model)
+    else:
+        raise TypeError(f"`model` must be a GeneSegModel, a shipped model name or a path, got {type(model).__name__}.")
+    if resolved.network.config.in_channels != 2:
+        raise ValueError(
+            f"The model expects {resolved.network.config.in_channels} input channels; GeneSegNet models take 2 "
+            "(nucleus stain and RNA location map). Use a model trained with gsn_spatial."
+        )
+    return resolved
 
 
 @dataclass

@@ -1,0 +1,71 @@
+"""Property-based invariants of assignment and the table (hypothesis), and determinism."""
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from gsn_spatial.core.assign import count_matrix, lookup_cells
+from gsn_spatial.tl._segment import build_table
+
+label_images = arrays(np.uint32, st.tuples(st.integers(1, 12), st.integers(1, 12)), elements=st.integers(0, 6))
+
+
+@st.composite
+def scenes(draw):
+    labels = draw(label_images)
+    h, w = labels.shape
+    n = draw(st.integers(0, 60))
+    xy = draw(arrays(np.float64, (n, 2), elements=st.floats(-3, 15, allow_nan=False)))
+    genes = draw(arrays(np.int32, (n,), elements=st.integers(0, 4)))
+    return labels, xy, genes
+
+
+@settings(max_examples=60, deadline=None)
+@given(scenes())
+def test_assignment_and_table_invariants(scene):
+    labels, xy, genes = scene
+    cells = lookup_cells(labels, xy)
+    # Every transcript gets at most one cell, and only a cell present under it (or 0).
+    assert cells.shape == (len(xy),)
+    h, w = labels.shape
+    inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+    assert np.all(cells[~inside] == 0)
+    table = build_table(labels, cells, genes, [f"g{i}" for i in range(5)], region="lab", params={})
+    ids = np.unique(labels)
+    ids = ids[ids > 0]
+    # Label ids and table rows correspond one to one.
+    np.testing.assert_array_equal(table.obs["cell_id"].to_numpy(), ids)
+    # Counts equal assigned transcripts per cell and gene.
+    assert table.X.sum() == (cells > 0).sum()
+    dense = table.X.toarray()
+    for row, cid in enumerate(ids):
+        want = np.bincount(genes[cells == cid], minlength=5)
+        np.testing.assert_array_equal(dense[row], want)
+    # No assigned id outside the table.
+    assert set(np.unique(cells[cells > 0])) <= set(ids.tolist())
+
+
+@settings(max_examples=30, deadline=None)
+@given(label_images, st.integers(0, 5))
+def test_count_matrix_totals_and_rejects_unknown_ids(labels, extra):
+    import pytest
+
+    cells = labels.ravel().astype(np.int64)
+    ids = np.unique(cells[cells > 0])
+    m = count_matrix(cells, np.zeros(len(cells), np.int32), ids, 1)
+    assert m.sum() == (cells > 0).sum()
+    if len(ids):
+        with pytest.raises(ValueError, match="not in `cell_ids`"):
+            count_matrix(cells, np.zeros(len(cells), np.int32), ids[ids != ids[extra % len(ids)]], 1)
+
+
+def test_segment_is_deterministic(model):
+    import gsn_spatial as gsn
+
+    a = gsn.datasets.synthetic_tissue((256, 256), seed=12)
+    b = gsn.datasets.synthetic_tissue((256, 256), seed=12)
+    gsn.tl.segment(a, model=model)
+    gsn.tl.segment(b, model=model)
+    np.testing.assert_array_equal(a.labels["gsn_labels"].values, b.labels["gsn_labels"].values)
+    assert (a.tables["gsn_table"].X != b.tables["gsn_table"].X).nnz == 0
