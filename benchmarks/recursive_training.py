@@ -88,6 +88,7 @@ def main() -> None:
             gsn.tl.segment(
                 heldout,
                 model=m,
+                points_key="transcripts",
                 labels_key_added=key,
                 table_key_added=f"{key}_table",
                 assignment_key_added=f"{key}_tx",
