@@ -218,3 +218,16 @@ def test_points_outside_image_raise(tissue, model):
     with pytest.raises(ValueError, match="No transcript"):
         gsn.tl.segment(tissue, model=model)
     assert "gsn_labels" not in tissue.labels
+
+
+def test_rerun_resolves_same_inputs_with_custom_assignment_key(tmp_path, model):
+    sdata = gsn.datasets.synthetic_tissue((128, 128), seed=2)
+    sdata.write(tmp_path / "s.zarr")
+    sdata = sd.read_zarr(tmp_path / "s.zarr")
+    gsn.tl.segment(sdata, model=model, assignment_key_added="my_assignment")
+    gsn.pp.rna_density(sdata, sigma=2.0)
+    # Two points and two images now, but the extra ones were derived by gsn: still resolved implicitly.
+    back = sd.read_zarr(tmp_path / "s.zarr")
+    gsn.tl.segment(back, model=model, labels_key_added="again", table_key_added="again_table")
+    assert back.tables["again_table"].uns["gsn"]["params"]["points_key"] == "transcripts"
+    assert back.tables["again_table"].uns["gsn"]["params"]["image_key"] == "dapi"

@@ -14,6 +14,7 @@ class Keys:
     UNS = "gsn"  # table.uns[UNS] = {"params": ..., "version": ...}
     RNA_DENSITY = "gsn_rna_density"
     RNA_DENSITY_CHANNEL = "rna_density"
+    DERIVED_ATTR = "gsn_derived_elements"  # sdata.attrs key: outputs never picked as inputs implicitly
 
 
 class Defaults:

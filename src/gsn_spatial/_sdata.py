@@ -48,22 +48,17 @@ def resolve_key(sdata: SpatialData, kind: str, key: str | None, *, parameter: st
 
 
 def _derived_names(sdata: SpatialData, kind: str) -> set[str]:
+    """Names of elements gsn_spatial derived from others (recorded in ``sdata.attrs``)."""
     from gsn_spatial._constants import Keys
 
+    recorded = set(sdata.attrs.get(Keys.DERIVED_ATTR, []))
+    names = set(getattr(sdata, kind))
     if kind == "points":
-        return {
-            n
-            for n in sdata.points
-            if n.endswith(Keys.ASSIGNMENT_SUFFIX) and n[: -len(Keys.ASSIGNMENT_SUFFIX)] in sdata.points
+        # Also the default assignment name, for objects written before the record existed.
+        recorded |= {
+            n for n in names if n.endswith(Keys.ASSIGNMENT_SUFFIX) and n[: -len(Keys.ASSIGNMENT_SUFFIX)] in names
         }
-    if kind == "images":
-        derived = set()
-        for n, el in sdata.images.items():
-            coords = scale0(el).coords
-            if "c" in coords and [str(c) for c in coords["c"].values] == [Keys.RNA_DENSITY_CHANNEL]:
-                derived.add(n)
-        return derived
-    return set()
+    return recorded & names
 
 
 def scale0(element: Any) -> xr.DataArray:
@@ -225,14 +220,19 @@ def _replace_on_disk(sdata: SpatialData, name: str) -> None:
         del sdata[tmp]
 
 
-def store_elements(sdata: SpatialData, elements: dict[str, Any], *, overwrite: bool) -> None:
+def store_elements(
+    sdata: SpatialData, elements: dict[str, Any], *, overwrite: bool, derived: tuple[str, ...] = ()
+) -> None:
     """Add complete elements to ``sdata`` and, if it is backed by a zarr store, write them there.
 
     All-or-nothing for new keys: if any write fails, the elements this call
     added are removed again from memory and from the store, and the previous
     in-memory elements of replaced keys are put back, before the error is
     re-raised. Elements replaced on disk (``overwrite=True``) are removed only
-    after a complete copy of the new element is written.
+    after a complete copy of the new element is written. Names in ``derived``
+    (outputs made from other elements of the same kind, such as a transcript
+    assignment) are recorded in ``sdata.attrs`` so they are never picked as
+    inputs implicitly.
     """
     previous = {name: sdata[name] for name in elements if name in sdata}
     written: list[str] = []
@@ -248,6 +248,13 @@ def store_elements(sdata: SpatialData, elements: dict[str, Any], *, overwrite: b
                 else:
                     sdata.write_element(name)
                     written.append(name)
+        if derived:
+            from gsn_spatial._constants import Keys
+
+            record = list(dict.fromkeys([*sdata.attrs.get(Keys.DERIVED_ATTR, []), *derived]))
+            sdata.attrs[Keys.DERIVED_ATTR] = record
+            if sdata.is_backed():
+                sdata.write_attrs()
     except BaseException:
         for name in elements:
             if name in previous:

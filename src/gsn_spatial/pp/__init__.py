@@ -91,7 +91,7 @@ def rna_density(
         c_coords=[Keys.RNA_DENSITY_CHANNEL],
         transformations=dict(get_transformation(image_el, get_all=True)),
     )
-    _sdata.store_elements(sdata, {key_added: element}, overwrite=overwrite)
+    _sdata.store_elements(sdata, {key_added: element}, overwrite=overwrite, derived=(key_added,))
 
 
 def labels_from_assignment(

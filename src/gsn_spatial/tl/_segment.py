@@ -269,6 +269,7 @@ def segment(
         sdata,
         {labels_key_added: labels_el, assignment_key_added: assignment_el, table_key_added: table},
         overwrite=overwrite,
+        derived=(assignment_key_added,),
     )
     logger.info(
         "gsn.tl.segment: %d cells, %d of %d transcripts assigned",
