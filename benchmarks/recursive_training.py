@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/recursive_training.py [--rounds 3] [--epochs 10] [--steps-per-epoch 50]
-                                            [--level-set-image rna|confidence|mask] [--no-warm-start]
+                                            [--level-set-image rna|confidence|mask] [--warm-start] [--no-keep-missed]
 
 The training tissue's initial labels are wrong the way real ones are: nuclei only (too small),
 10 % of cells merged with a neighbour, 10 % split. Training starts from a randomly initialised
@@ -45,7 +45,8 @@ def main() -> None:
     ap.add_argument("--steps-per-epoch", type=int, default=50)
     ap.add_argument("--size", type=int, default=768)
     ap.add_argument("--level-set-image", default="rna", choices=["rna", "confidence", "mask"])
-    ap.add_argument("--no-warm-start", action="store_true")
+    ap.add_argument("--no-keep-missed", action="store_true", help="drop cells a round's prediction missed")
+    ap.add_argument("--warm-start", action="store_true", help="start each round from the previous round's weights")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -73,7 +74,8 @@ def main() -> None:
             patch_size=128,
             batch_size=8,
             iou_stop=0.93,
-            warm_start=not args.no_warm_start,
+            warm_start=args.warm_start,
+            keep_missed=not args.no_keep_missed,
             level_set_image=args.level_set_image,
             checkpoint_dir=tmp,
             seed=args.seed,
@@ -98,7 +100,7 @@ def main() -> None:
             rows.append((f"round {r}", *f1s(truth, labels_r), *model_f1, rec["iou_to_previous"], rec["seconds"]))
     print(
         f"\nrecursive training: level set on {args.level_set_image!r}, "
-        f"warm start {not args.no_warm_start}, {args.epochs} epochs x {args.steps_per_epoch} steps per round, "
+        f"warm start {args.warm_start}, {args.epochs} epochs x {args.steps_per_epoch} steps per round, "
         f"{platform.machine()} {torch.get_num_threads()} threads, total {total:.0f} s\n"
     )
     print("round      labels F1@0.5  labels F1@0.75  model F1@0.5  model F1@0.75  IoU to prev  seconds")

@@ -24,7 +24,7 @@ import torch
 
 from gsn_spatial.core.decode import decode_cells
 from gsn_spatial.core.levelset import refine_labels
-from gsn_spatial.core.metrics import mean_best_iou
+from gsn_spatial.core.metrics import mean_best_iou, overlap_table
 from gsn_spatial.core.network import GeneSegNet
 from gsn_spatial.core.tiling import predict_maps
 from gsn_spatial.core.training import Augmentation, LossWeights, TrainingSample, fit
@@ -86,6 +86,33 @@ def _prune_small(labels: np.ndarray, min_area: int) -> np.ndarray:
     return np.where(small[labels], 0, labels)
 
 
+def _carry_over_missed(previous: np.ndarray, new: np.ndarray, min_iou: float = 0.1) -> np.ndarray:
+    """Add cells of ``previous`` that no cell of ``new`` matches (IoU < ``min_iou``) to ``new``.
+
+    Examples
+    --------
+    >>> prev = np.zeros((6, 6), int); prev[0:2, 0:2] = 1; prev[3:6, 3:6] = 2
+    >>> new = np.zeros((6, 6), int); new[3:6, 3:6] = 1
+    >>> out = _carry_over_missed(prev, new)
+    >>> sorted(np.unique(out).tolist()), int(out[0, 0]) == int(out.max())
+    ([0, 1, 2], True)
+    """
+    r, _, _, iou = overlap_table(previous, new)
+    ids = np.unique(previous)
+    ids = ids[ids > 0]
+    best = np.zeros(int(previous.max()) + 1 if previous.size else 1)
+    np.maximum.at(best, r, iou)
+    missed = ids[best[ids] < min_iou]
+    out = new.copy()
+    next_id = int(new.max()) + 1
+    for cid in missed:
+        free = (previous == cid) & (out == 0)
+        if free.any():
+            out[free] = next_id
+            next_id += 1
+    return out
+
+
 def recursive_training(
     network: GeneSegNet,
     inputs: np.ndarray,
@@ -102,10 +129,11 @@ def recursive_training(
     augmentation: Augmentation | None = None,
     iou_stop: float = 0.93,
     val_fraction: float = 0.2,
-    warm_start: bool = True,
+    warm_start: bool = False,
     level_set: bool = True,
     level_set_image: str = "rna",
     max_growth: float = 15.0,
+    keep_missed: bool = True,
     min_area: int = 10,
     device: torch.device | str = "cpu",
     autocast_dtype: torch.dtype | None = None,
@@ -137,6 +165,13 @@ def recursive_training(
     max_growth
         Pixels a cell may grow per round in the level-set step (``"rna"`` and
         ``"confidence"``).
+    keep_missed
+        Carry over cells of the current labels that the prediction missed
+        (no new cell overlaps them by IoU >= 0.1) into the new labels, where
+        they do not collide with new cells. Without it a network that misses
+        some cells in one round deletes them from all later rounds' labels, and
+        the recursion can collapse (measured on the Xenium crop: 797 -> 229
+        cells in three rounds).
     start_round, history
         Resume after ``start_round`` completed rounds with their history.
     on_round
@@ -192,6 +227,8 @@ def recursive_training(
             new = refine_labels(predicted, image, max_growth=max_growth)
         else:
             new = predicted
+        if keep_missed:
+            new = _carry_over_missed(current, new)
         new = _prune_small(new, min_area)
         last = result.losses[-1]
         record = RoundRecord(

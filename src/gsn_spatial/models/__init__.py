@@ -19,7 +19,7 @@ import torch
 from gsn_spatial.core.network import GeneSegNet, NetworkConfig
 
 MODEL_FORMAT = "gsn_spatial.model/1"
-SHIPPED_MODELS = {"synthetic": "synthetic_v1.pt"}
+SHIPPED_MODELS = {"synthetic": "synthetic_v1.pt", "xenium_breast": "xenium_breast_v1.pt"}
 DEFAULT_MODEL = "synthetic"
 
 

@@ -1,4 +1,4 @@
-"""Plotting: an overlay of image, cell boundaries and transcripts (needs matplotlib)."""
+"""Plotting: an overlay of image, cell boundaries and transcripts."""
 
 from __future__ import annotations
 
@@ -47,10 +47,7 @@ def segmentation_overlay(
     >>> sdata = gsn.datasets.synthetic_tissue((128, 128), seed=2)
     >>> ax = gsn.pl.segmentation_overlay(sdata, labels_key="cells")
     """
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError as err:  # pragma: no cover
-        raise ImportError("gsn.pl needs matplotlib: pip install 'gsn_spatial[plot]'.") from err
+    import matplotlib.pyplot as plt
     from skimage.segmentation import find_boundaries
 
     image_key = _sdata.resolve_key(sdata, "images", image_key, parameter="image_key")

@@ -73,10 +73,11 @@ def train(
     loss_weights: LossWeights | None = None,
     iou_stop: float = 0.93,
     val_fraction: float = 0.2,
-    warm_start: bool = True,
+    warm_start: bool = False,
     level_set: bool = True,
     level_set_image: str = "rna",
     max_growth: float = 15.0,
+    keep_missed: bool = True,
     device: str = "auto",
     seed: int = 0,
     checkpoint_dir: str | Path | None = None,
@@ -123,8 +124,9 @@ def train(
         Fraction of the image (a band along its longer side) held out for
         validation losses; 0 disables validation.
     warm_start
-        Start each round from the previous round's weights (else from the
-        starting model's weights, as the authors' code did).
+        Start each round from the previous round's weights. Default: restart
+        every round from the starting model's weights, as the authors' code
+        did; it measured better (docs/training.md).
     level_set
         Refine each round's predicted cells with the level set.
     level_set_image
@@ -135,6 +137,9 @@ def train(
     max_growth
         Pixels a cell may grow in one level-set step (into background closer
         to it than to any other cell).
+    keep_missed
+        Keep cells of the current labels that a round's prediction missed,
+        so that the recursion cannot lose cells round after round.
     device
         ``"auto"`` (CUDA when present, else CPU with bfloat16 autocast where
         the CPU supports it), ``"cpu"``, ``"cuda"``; a device that is not
@@ -235,6 +240,7 @@ def train(
         "level_set": level_set,
         "level_set_image": level_set_image,
         "max_growth": max_growth,
+        "keep_missed": keep_missed,
         "seed": seed,
         "device": str(torch_device),
         "precision": str(autocast).replace("torch.", "") if autocast else "float32",
@@ -273,6 +279,7 @@ def train(
         level_set=level_set,
         level_set_image=level_set_image,
         max_growth=max_growth,
+        keep_missed=keep_missed,
         device=torch_device,
         autocast_dtype=autocast,
         seed=seed,
