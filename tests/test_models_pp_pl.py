@@ -77,3 +77,15 @@ def test_overlay_draws(tissue, tmp_path):
     assert len(ax.images) == 3 and len(ax.collections) == 1
     ax.figure.savefig(tmp_path / "o.png")
     assert (tmp_path / "o.png").stat().st_size > 1000
+
+
+def test_progress_bars_follow_settings(capsys, model):
+    sdata = gsn.datasets.synthetic_tissue((128, 128), seed=2)
+    gsn.settings.progress = True
+    try:
+        gsn.tl.segment(sdata, model=model)
+    finally:
+        gsn.settings.progress = False
+    assert "blocks" in capsys.readouterr().err
+    gsn.tl.segment(sdata, model=model, overwrite=True)
+    assert "blocks" not in capsys.readouterr().err

@@ -201,6 +201,13 @@ def segment(
     pts, shape = inputs.points, inputs.shape
     gsn_model.network.to(torch_device)
 
+    progress = None
+    if settings.progress:
+        from tqdm.auto import tqdm
+
+        def progress(it):
+            return tqdm(it, desc="blocks")
+
     labels = segment_blocks(
         inputs.image_window,
         pts.xy_pixels,
@@ -220,6 +227,7 @@ def segment(
             "centre_threshold": centre_threshold,
             "min_area": min_area,
         },
+        progress=progress,
     )
     cell_of_point = lookup_cells(labels, pts.xy_pixels)
 

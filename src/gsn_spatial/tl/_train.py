@@ -15,6 +15,7 @@ from spatialdata.models import Labels2DModel
 from spatialdata.transformations import get_transformation
 
 from gsn_spatial import __version__, _sdata
+from gsn_spatial._settings import settings
 from gsn_spatial.core.device import resolve_device
 from gsn_spatial.core.recursive import RoundRecord, recursive_training, split_regions
 from gsn_spatial.core.training import LossWeights
@@ -81,6 +82,7 @@ def train(
     device: str = "auto",
     seed: int = 0,
     checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int | None = None,
     resume: bool = False,
     refined_labels_key: str | None = None,
     overwrite: bool = False,
@@ -149,8 +151,12 @@ def train(
     checkpoint_dir
         If given, after each round the model (``round_<r>.pt``) and its
         labels (``round_<r>_labels.npy``) are written there.
+    checkpoint_every
+        With ``checkpoint_dir``, also write the model every this many epochs
+        (``round_<r>_epoch_<e>.pt``), for inspection or as a ``model=`` to
+        start from. Resuming is per round.
     resume
-        Continue from the last round found in ``checkpoint_dir``.
+        Continue from the last completed round found in ``checkpoint_dir``.
     refined_labels_key
         If given, each round's labels are added as labels elements
         ``f"{refined_labels_key}_round<r>"`` (written to the store when backed).
@@ -185,6 +191,8 @@ def train(
         raise ValueError(f"`patch_size` must be a multiple of 16 and >= 32, got {patch_size}.")
     if lr <= 0 or weight_decay < 0:
         raise ValueError(f"`lr` must be > 0 and `weight_decay` >= 0, got {lr} and {weight_decay}.")
+    if checkpoint_every is not None and (not isinstance(checkpoint_every, int) or checkpoint_every < 1):
+        raise ValueError(f"`checkpoint_every` must be a positive integer, got {checkpoint_every!r}.")
     if resume and checkpoint_dir is None:
         raise ValueError("`resume=True` needs `checkpoint_dir`.")
     if refined_labels_key is not None:
@@ -261,6 +269,18 @@ def train(
             gsn_model.save(ckpt / f"round_{rnd}.pt")
             np.save(ckpt / f"round_{rnd}_labels.npy", new_labels)
 
+    def on_epoch(rnd: int, epoch: int, record: dict) -> None:
+        if ckpt is not None and checkpoint_every and epoch % checkpoint_every == 0:
+            set_meta(history)
+            gsn_model.save(ckpt / f"round_{rnd + 1}_epoch_{epoch}.pt")
+
+    progress = None
+    if settings.progress:
+        from tqdm.auto import tqdm
+
+        def progress(it):
+            return tqdm(it, desc="epochs", leave=False)
+
     hist, per_round = recursive_training(
         gsn_model.network,
         full,
@@ -286,6 +306,8 @@ def train(
         start_round=start_round,
         history=history,
         on_round=on_round,
+        on_epoch=on_epoch,
+        progress=progress,
     )
     set_meta(hist)
     gsn_model.network.eval()
