@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 
@@ -26,3 +27,12 @@ class Settings:
 
 
 settings = Settings()
+
+
+def progress_bar(desc: str) -> Callable[[Iterable], Iterable] | None:
+    """A tqdm wrapper for loops when ``settings.progress`` is on, else ``None``."""
+    if not settings.progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return lambda iterable: tqdm(iterable, desc=desc, leave=False)

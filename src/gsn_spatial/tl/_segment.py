@@ -16,7 +16,7 @@ from spatialdata.transformations import get_transformation
 
 from gsn_spatial import __version__, _sdata
 from gsn_spatial._constants import Defaults, Keys
-from gsn_spatial._settings import settings
+from gsn_spatial._settings import progress_bar, settings
 from gsn_spatial.core.assign import count_matrix, lookup_cells
 from gsn_spatial.core.blocks import segment_blocks
 from gsn_spatial.core.device import resolve_device
@@ -201,12 +201,7 @@ def segment(
     pts, shape = inputs.points, inputs.shape
     gsn_model.network.to(torch_device)
 
-    progress = None
-    if settings.progress:
-        from tqdm.auto import tqdm
-
-        def progress(it):
-            return tqdm(it, desc="blocks")
+    progress = progress_bar("blocks")
 
     labels = segment_blocks(
         inputs.image_window,

@@ -15,7 +15,7 @@ from spatialdata.models import Labels2DModel
 from spatialdata.transformations import get_transformation
 
 from gsn_spatial import __version__, _sdata
-from gsn_spatial._settings import settings
+from gsn_spatial._settings import progress_bar
 from gsn_spatial.core.device import resolve_device
 from gsn_spatial.core.recursive import RoundRecord, recursive_training, split_regions
 from gsn_spatial.core.training import LossWeights
@@ -274,12 +274,7 @@ def train(
             set_meta(history)
             gsn_model.save(ckpt / f"round_{rnd + 1}_epoch_{epoch}.pt")
 
-    progress = None
-    if settings.progress:
-        from tqdm.auto import tqdm
-
-        def progress(it):
-            return tqdm(it, desc="epochs", leave=False)
+    progress = progress_bar("epochs")
 
     hist, per_round = recursive_training(
         gsn_model.network,
