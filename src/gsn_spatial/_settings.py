@@ -16,13 +16,16 @@ class Settings:
         Default device for the network: ``"auto"`` (CUDA when present, else CPU),
         ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     cpu_bf16
-        Use bfloat16 autocast on CPUs that support it natively (AMX / AVX-512 bf16).
+        Use bfloat16 autocast for inference on CPUs that support it natively
+        (AMX / AVX-512 bf16); elsewhere inference stays float32. Measured
+        1.5-1.8x faster with F1 within 0.002 of float32
+        (``benchmarks/precision.py``).
     progress
         Show progress bars.
     """
 
     device: str = "auto"
-    cpu_bf16: bool = False
+    cpu_bf16: bool = True
     progress: bool = False
 
 
