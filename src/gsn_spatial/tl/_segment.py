@@ -98,7 +98,7 @@ def segment(
     confidence_threshold: float = 0.5,
     centre_threshold: float = 0.5,
     min_area: int = Defaults.MIN_AREA,
-    device: str = "auto",
+    device: str | None = None,
     overwrite: bool = False,
 ) -> None:
     """Segment cells from a nucleus stain and transcript locations with GeneSegNet.
@@ -141,8 +141,9 @@ def segment(
     min_area
         Cells smaller than this many pixels are dropped.
     device
-        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. A device that is
-        not present raises ``ValueError``.
+        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; default
+        ``gsn.settings.device`` (``"auto"``). A device that is not present
+        raises ``ValueError``.
     overwrite
         Replace existing elements with the output names.
 
@@ -178,7 +179,7 @@ def segment(
         if not 0 < v < 1:
             raise ValueError(f"`{name}` must be in (0, 1), got {v}.")
     gsn_model = resolve_model(model)
-    torch_device, autocast = resolve_device(device, cpu_bf16=settings.cpu_bf16)
+    torch_device, autocast = resolve_device(device or settings.device, cpu_bf16=settings.cpu_bf16)
     # Keys first, so that output-key errors come before any reading.
     image_key = _sdata.resolve_key(sdata, "images", image_key, parameter="image_key")
     points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")

@@ -15,7 +15,7 @@ from spatialdata.models import Labels2DModel
 from spatialdata.transformations import get_transformation
 
 from gsn_spatial import __version__, _sdata
-from gsn_spatial._settings import progress_bar
+from gsn_spatial._settings import progress_bar, settings
 from gsn_spatial.core.device import resolve_device
 from gsn_spatial.core.recursive import RoundRecord, recursive_training, split_regions
 from gsn_spatial.core.training import LossWeights
@@ -79,7 +79,7 @@ def train(
     level_set_image: str = "rna",
     max_growth: float = 15.0,
     keep_missed: bool = True,
-    device: str = "auto",
+    device: str | None = None,
     seed: int = 0,
     checkpoint_dir: str | Path | None = None,
     checkpoint_every: int | None = None,
@@ -144,8 +144,8 @@ def train(
         so that the recursion cannot lose cells round after round.
     device
         ``"auto"`` (CUDA when present, else CPU with bfloat16 autocast where
-        the CPU supports it), ``"cpu"``, ``"cuda"``; a device that is not
-        present raises.
+        the CPU supports it), ``"cpu"`` or ``"cuda"``; default
+        ``gsn.settings.device``. A device that is not present raises.
     seed
         Seed for sampling and augmentation.
     checkpoint_dir
@@ -201,7 +201,7 @@ def train(
         )
     start = resolve_model(model)
     gsn_model = GeneSegModel(copy.deepcopy(start.network), copy.deepcopy(start.input), {})
-    torch_device, autocast = resolve_device(device, cpu_bf16=True)
+    torch_device, autocast = resolve_device(device or settings.device, cpu_bf16=True)
     inputs = resolve_inputs(
         sdata,
         image_key=image_key,
