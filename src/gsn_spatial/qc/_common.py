@@ -1,0 +1,154 @@
+"""Helpers shared by the QC functions: labels as arrays, microns per pixel, transcripts on a labels grid,
+the table of a labels element, marker tables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from spatialdata import SpatialData
+from spatialdata.transformations import get_transformation
+
+from gsn_spatial import _sdata
+from gsn_spatial.core.assign import lookup_cells
+
+#: Coordinate-system names taken to be in microns when none is given.
+MICRON_SYSTEMS = ("microns", "micron", "micrometers", "micrometres", "micrometer", "um", "µm")
+
+
+def labels_array(sdata: SpatialData, key: str | None, *, parameter: str = "labels_key") -> tuple[str, np.ndarray]:
+    """Resolve a labels key and load its full-resolution array."""
+    key = _sdata.resolve_key(sdata, "labels", key, parameter=parameter)
+    arr = np.asarray(_sdata.scale0(sdata.labels[key]).data)
+    if arr.ndim != 2:
+        raise ValueError(f"Labels {key!r} must be 2-D (y, x), got dims of shape {arr.shape}.")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"Labels {key!r} must have an integer dtype, got {arr.dtype}.")
+    return key, arr
+
+
+def pixel_to_microns(
+    sdata: SpatialData, element_key: str, *, coordinate_system: str | None = None
+) -> np.ndarray | None:
+    """2 x 2 linear part of the map from an element's pixels to microns, or ``None`` when unknown.
+
+    ``coordinate_system`` names the micron coordinate system; by default the
+    first of :data:`MICRON_SYSTEMS` the element has a transformation to.
+    """
+    transforms = get_transformation(sdata[element_key], get_all=True)
+    if coordinate_system is not None:
+        if not isinstance(coordinate_system, str):
+            raise TypeError(f"`coordinate_system` must be a string, got {type(coordinate_system).__name__}.")
+        if coordinate_system not in transforms:
+            raise KeyError(
+                f"Element {element_key!r} has no transformation to coordinate system {coordinate_system!r} "
+                f"(`coordinate_system`); it has {list(transforms)}."
+            )
+        name = coordinate_system
+    else:
+        name = next((cs for cs in MICRON_SYSTEMS if cs in transforms), None)
+        if name is None:
+            return None
+    m = np.asarray(transforms[name].to_affine_matrix(input_axes=("x", "y"), output_axes=("x", "y")), dtype=float)
+    return m[:2, :2]
+
+
+def microns_per_pixel(
+    sdata: SpatialData, element_key: str, *, coordinate_system: str | None = None, isotropic: bool = False
+) -> float | None:
+    """Side of a pixel in microns (the square root of the pixel's area), or ``None`` when unknown.
+
+    With ``isotropic=True`` a transformation that scales x and y differently
+    (or shears) raises ``ValueError``.
+    """
+    lin = pixel_to_microns(sdata, element_key, coordinate_system=coordinate_system)
+    if lin is None:
+        return None
+    area = abs(float(np.linalg.det(lin)))
+    if area <= 0:
+        raise ValueError(f"The transformation of {element_key!r} to microns is singular.")
+    if isotropic:
+        sx, sy = np.linalg.norm(lin, axis=0)
+        if not np.isclose(sx, sy, rtol=1e-6) or not np.isclose(abs(float(lin[:, 0] @ lin[:, 1])), 0, atol=1e-9):
+            raise ValueError(
+                f"Pixels of {element_key!r} are not square in microns ({sx:g} x {sy:g} um); "
+                "an isotropic distance cannot be converted to pixels."
+            )
+    return float(np.sqrt(area))
+
+
+def points_on_grid(
+    sdata: SpatialData, points_key: str, grid_key: str, *, gene_key: str | None = None, with_genes: bool = False
+) -> _sdata.PointsInPixels:
+    """Transcripts of ``points_key`` on the pixel grid of ``grid_key`` (an image or labels element)."""
+    to_px = _sdata.points_to_pixels(sdata, points_key, grid_key)
+    points = sdata.points[points_key]
+    if with_genes:
+        gene_key = _sdata.resolve_gene_key(points, gene_key, points_key=points_key)
+        return _sdata.read_points(points, gene_key, to_px, points_key=points_key)
+    xy = points[["x", "y"]].compute().to_numpy(dtype=np.float64)
+    if not np.isfinite(xy).all():
+        raise ValueError(f"Points {points_key!r} have NaN or infinite coordinates; drop those rows first.")
+    pix = xy @ to_px[:2, :2].T + to_px[:2, 2]
+    return _sdata.PointsInPixels(xy, pix, np.zeros(len(xy), np.int32), [])
+
+
+def cells_of_points(labels: np.ndarray, xy_pixels: np.ndarray) -> np.ndarray:
+    """Cell id under each transcript (0 outside cells or outside the image)."""
+    return lookup_cells(labels, xy_pixels).astype(np.int64)
+
+
+def table_for_labels(sdata: SpatialData, labels_key: str) -> str | None:
+    """Key of the (first) table that annotates ``labels_key``, or ``None``."""
+    for name, table in sdata.tables.items():
+        attrs = table.uns.get("spatialdata_attrs", {})
+        region = attrs.get("region")
+        regions = [region] if isinstance(region, str) else list(region or [])
+        if labels_key in regions:
+            return name
+    return None
+
+
+def read_markers(markers: Any, gene_names: list[str], *, parameter: str) -> tuple[list[str], np.ndarray]:
+    """A marker table as ``(cell type names, boolean types x genes matrix aligned to gene_names)``.
+
+    ``markers`` is a DataFrame of cell types (rows) x genes (columns) with
+    0/1 (or boolean) entries, as in the BIDCell / Xenium breast reference
+    tables, a path to such a CSV (first column = cell type), or a mapping
+    ``{cell type: [genes]}``. Genes absent from the panel are ignored.
+    """
+    if isinstance(markers, (str, Path)):
+        path = Path(markers)
+        if not path.exists():
+            raise FileNotFoundError(f"`{parameter}`: no marker table at {str(path)!r}.")
+        markers = pd.read_csv(path, index_col=0)
+    if isinstance(markers, Mapping):
+        types = [str(t) for t in markers]
+        index = {g: i for i, g in enumerate(gene_names)}
+        mat = np.zeros((len(types), len(gene_names)), dtype=bool)
+        for row, genes in enumerate(markers.values()):
+            if isinstance(genes, str):
+                raise TypeError(f"`{parameter}`: each cell type must map to a list of genes, not a string.")
+            for g in genes:
+                if str(g) in index:
+                    mat[row, index[str(g)]] = True
+        return types, _nonempty(mat, parameter)
+    if isinstance(markers, pd.DataFrame):
+        numeric = markers.apply(pd.to_numeric, errors="coerce")
+        if numeric.isna().any().any():
+            raise ValueError(f"`{parameter}` must hold 0/1 entries (cell types x genes).")
+        aligned = numeric.reindex(columns=gene_names, fill_value=0)
+        return [str(t) for t in markers.index], _nonempty(aligned.to_numpy() > 0, parameter)
+    raise TypeError(
+        f"`{parameter}` must be a DataFrame (cell types x genes), a CSV path or a mapping of cell type to genes, "
+        f"got {type(markers).__name__}."
+    )
+
+
+def _nonempty(mat: np.ndarray, parameter: str) -> np.ndarray:
+    if not mat.any():
+        raise ValueError(f"`{parameter}`: none of the marker genes is in the gene panel.")
+    return mat
