@@ -1,0 +1,161 @@
+"""The ``gsn`` command on zarr stores written by spatialdata: exit codes, messages, new elements."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import spatialdata as sd
+
+import gsn_spatial as gsn
+from gsn_spatial.cli import build_parser, main
+
+FAST = ["--tile-size", "128", "--tile-overlap", "16", "--block-size", "256", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    """A synthetic tissue written by spatialdata (read-only for the tests: copy before changing)."""
+    path = tmp_path_factory.mktemp("cli") / "tissue.zarr"
+    gsn.datasets.synthetic_tissue((256, 256), seed=21).write(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def segmented(store, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("cli_seg") / "tissue.zarr"
+    shutil.copytree(store, path)
+    assert main(["segment", str(path), "--image-key", "dapi", "--points-key", "transcripts", *FAST]) == 0
+    return path
+
+
+@pytest.fixture
+def copy(tmp_path):
+    def _copy(src: Path) -> Path:
+        dst = tmp_path / src.name
+        shutil.copytree(src, dst)
+        return dst
+
+    return _copy
+
+
+@pytest.mark.parametrize("command", [[], ["segment"], ["train"], ["qc"], ["demo"]])
+def test_help(command, capsys):
+    assert main([*command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: gsn {' '.join(command)}".rstrip())
+    assert "--verbose" in out or not command
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert gsn.__version__ in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["nope"],
+        ["qc", "x.zarr"],  # --labels-keys missing
+        ["train", "x.zarr", "--out", "m.pt"],  # --labels-key missing
+        ["segment", "x.zarr", "--tile-size", "-3"],
+        ["segment", "x.zarr", "--unknown"],
+    ],
+)
+def test_usage_errors_exit_2(argv, capsys):
+    assert main(argv) == 2
+    assert "usage: gsn" in capsys.readouterr().err
+
+
+def test_data_errors_exit_1_with_one_line(store, tmp_path, capsys):
+    assert main(["segment", str(tmp_path / "absent.zarr")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("gsn segment: error: no SpatialData zarr store")
+    assert main(["qc", str(store), "--labels-keys", "cells", "--reference-key", "missing"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing" in err and "Traceback" not in err
+    assert main(["segment", str(store), "--image-key", "nope", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nope" in err and "dapi" in err  # names the parameter's candidates
+    # --verbose adds the traceback.
+    assert main(["segment", str(store), "--image-key", "nope", "--verbose", "--no-progress"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_segment_writes_elements_to_store(segmented, capsys):
+    back = sd.read_zarr(segmented)
+    assert "gsn_labels" in back.labels and "gsn_table" in back.tables and "transcripts_gsn" in back.points
+    assert back.tables["gsn_table"].n_obs > 20
+    assert gsn.qc.match_reference(back, labels_key="gsn_labels", reference_key="cells")["f1"] > 0.8
+    # A second run refuses to overwrite without --overwrite (data error), and succeeds with it.
+    assert main(["segment", str(segmented), "--image-key", "dapi", *FAST]) == 1
+    assert "gsn_labels" in capsys.readouterr().err
+
+
+def test_segment_overwrite_and_new_keys(segmented, copy, capsys):
+    path = copy(segmented)
+    assert main(["segment", str(path), "--overwrite", "--labels-key-added", "gsn_labels", *FAST]) == 0
+    assert "cells -> labels 'gsn_labels'" in capsys.readouterr().err
+    argv = ["segment", str(path), "--labels-key-added", "second", "--table-key-added", "second_table"]
+    assert main([*argv, "--assignment-key-added", "second_tx", "--image-channel", "DAPI", *FAST]) == 0
+    back = sd.read_zarr(path)
+    assert {"gsn_labels", "second"} <= set(back.labels) and "second_table" in back.tables
+    assert "second_tx" in back.points
+
+
+def test_qc_table(segmented, tmp_path, capsys):
+    out = tmp_path / "qc" / "table.csv"
+    argv = ["qc", str(segmented), "--labels-keys", "gsn_labels", "nuclei", "--reference-key", "cells"]
+    assert main([*argv, "--out", str(out)]) == 0
+    table = pd.read_csv(out, index_col=0)
+    assert len(table) == 2 and list(table.index) == ["gsn_labels", "nuclei"]
+    f1 = next(c for c in table.columns if "f1" in c.lower())
+    assert table.loc["gsn_labels", f1] > table.loc["nuclei", f1]
+    capsys.readouterr()
+    assert main(argv) == 0  # no --out: CSV on stdout
+    assert capsys.readouterr().out.splitlines()[1].startswith("gsn_labels")
+
+
+def test_train_then_segment_with_the_model(store, copy, tmp_path):
+    path = copy(store)
+    model = tmp_path / "models" / "tiny.pt"
+    argv = ["train", str(path), "--labels-key", "nuclei", "--out", str(model), "--max-rounds", "1"]
+    argv += ["--epochs", "1", "--steps-per-epoch", "2", "--patch-size", "64", "--batch-size", "2", "--no-progress"]
+    assert main([*argv, "--refined-labels-key", "refined", "--name", "tiny"]) == 0
+    assert model.is_file() and gsn.models.load(model).meta.get("name") == "tiny"
+    assert "refined_round1" in sd.read_zarr(path).labels
+    assert main(["segment", str(path), "--model", str(model), "--labels-key-added", "gsn_tiny", *FAST]) == 0
+    assert "gsn_tiny" in sd.read_zarr(path).labels
+
+
+def test_train_resume_needs_checkpoint_dir(store, tmp_path, capsys):
+    argv = ["train", str(store), "--labels-key", "nuclei", "--out", str(tmp_path / "m.pt"), "--resume"]
+    assert main(argv) == 1
+    assert "--checkpoint-dir" in capsys.readouterr().err
+
+
+def test_parser_documents_every_command():
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(sub.choices) == {"segment", "train", "qc", "demo"}
+
+
+def test_subprocess_segment(store, copy):
+    """The installed console script (or ``python -m gsn_spatial.cli``) as a pipeline would call it."""
+    path = copy(store)
+    script = Path(sys.executable).with_name("gsn")
+    cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "gsn_spatial.cli"]
+    done = subprocess.run(
+        [*cmd, "segment", str(path), "--labels-key-added", "from_shell", *FAST],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "from_shell" in sd.read_zarr(path).labels
+    bad = subprocess.run([*cmd, "segment", str(path / "nope")], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1 and bad.stderr.strip().count("\n") == 0 and "Traceback" not in bad.stderr
