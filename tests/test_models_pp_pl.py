@@ -86,6 +86,6 @@ def test_progress_bars_follow_settings(capsys, model):
         gsn.tl.segment(sdata, model=model)
     finally:
         gsn.settings.progress = False
-    assert "blocks" in capsys.readouterr().err
+    assert "segment" in capsys.readouterr().err
     gsn.tl.segment(sdata, model=model, overwrite=True)
-    assert "blocks" not in capsys.readouterr().err
+    assert "segment" not in capsys.readouterr().err

@@ -268,3 +268,76 @@ def store_elements(
             if name in sdata:
                 del sdata[name]
         raise
+
+
+class PointsPartitions:
+    """A points element read partition by partition, mapped to an image's pixel grid.
+
+    Picklable (it holds the lazy dataframe and a 3 x 3 matrix), so
+    ``dask.distributed`` workers can read their own partitions.
+    """
+
+    def __init__(self, points: dd.DataFrame, gene_key: str, to_pixels: np.ndarray, *, points_key: str):
+        if "z" in points.columns:
+            raise ValueError(f"Points {points_key!r} have a `z` column; only 2-D points are supported.")
+        genes = points[gene_key]
+        if not isinstance(genes.dtype, pd.CategoricalDtype):
+            raise TypeError(
+                f"Gene column {gene_key!r} of points {points_key!r} must be categorical (dtype {genes.dtype}); "
+                "convert it with `.astype('category')` when building the points element."
+            )
+        if not genes.cat.known:
+            genes = genes.cat.as_known()  # one pass over the gene column
+        self.categories = list(genes.cat.categories)
+        self.frame = points[["x", "y", gene_key]]
+        self.gene_key = gene_key
+        self.points_key = points_key
+        self.to_pixels = np.asarray(to_pixels, dtype=float)
+        self.n_partitions = int(self.frame.npartitions)
+
+    @property
+    def gene_names(self) -> list[str]:
+        return [str(c) for c in self.categories]
+
+    def __call__(self, partition: int) -> tuple[np.ndarray, np.ndarray]:
+        import dask
+
+        with dask.config.set(scheduler="synchronous"):  # also inside a distributed worker
+            part = self.frame.partitions[partition].compute()
+        xy = part[["x", "y"]].to_numpy(dtype=np.float64)
+        if not np.isfinite(xy).all():
+            raise ValueError(f"Points {self.points_key!r} have NaN or infinite coordinates; drop those rows first.")
+        codes = pd.Categorical(part[self.gene_key], categories=self.categories).codes.astype(np.int32)
+        return xy @ self.to_pixels[:2, :2].T + self.to_pixels[:2, 2], codes
+
+
+class ArrayWindows:
+    """Windows of a lazy 2-D array, optionally intensity-normalised (picklable)."""
+
+    def __init__(self, array: Any, intensity_range: tuple[float, float] | None = None):
+        self.array = array
+        self.intensity_range = intensity_range
+
+    def __call__(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        import dask
+
+        with dask.config.set(scheduler="synchronous"):
+            window = np.asarray(self.array[y0:y1, x0:x1])
+        if self.intensity_range is None:
+            return window
+        from gsn_spatial.core.intensity import normalise_intensity
+
+        return normalise_intensity(window, *self.intensity_range)
+
+
+def reload_from_store(sdata: SpatialData, names: dict[str, str]) -> None:
+    """Replace in-memory elements by their lazily read copies from the object's store.
+
+    ``names`` maps element names to their kind (``"labels"``, ``"points"``, ...).
+    After this the elements no longer depend on the files they were computed from.
+    """
+    from spatialdata import read_zarr
+
+    fresh = read_zarr(sdata.path, selection=tuple(sorted(set(names.values()))))
+    for name, kind in names.items():
+        sdata[name] = getattr(fresh, kind)[name]

@@ -22,11 +22,19 @@ class Settings:
         (``benchmarks/precision.py``).
     progress
         Show progress bars.
+    work_dir
+        Where whole-slide runs keep their intermediate files (binned
+        transcripts, per-block results); default: the system's temporary
+        directory. On a ``dask.distributed`` cluster of several machines it
+        must be a directory all workers share. A run's files are removed when
+        it succeeds and kept when it fails, so that ``recover=True`` can resume
+        it.
     """
 
     device: str = "auto"
     cpu_bf16: bool = True
     progress: bool = False
+    work_dir: str | None = None
 
 
 settings = Settings()

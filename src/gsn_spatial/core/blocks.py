@@ -1,14 +1,19 @@
-"""Block-wise segmentation of a whole image with seam-exact stitching.
+"""Block-wise segmentation of a whole image with seam-exact stitching (array level).
 
-The image is cut into ``block_size`` cores. Each core is segmented together
-with a ``halo`` of surrounding pixels (at least two cell diameters), and a cell
-is kept only by the block whose core holds its centre, so every cell is
-decoded once, from a window in which it is whole. Cell ids are given in block
-order, so they are unique over the image without a per-block cap.
+The image is cut into a grid of ``block_size`` *cores*. Each core is segmented
+from a *window*: the core plus a ``halo`` of surrounding pixels (keep it above
+two cell diameters). A decoded cell is kept only by the block whose core holds
+its centre, so every cell is decoded once, from a window in which it is whole,
+and given a local id ``1..n_b``. Global ids are ``offset_b + local`` with
+``offset`` the running sum of the blocks' cell counts in block order, so they
+are unique over the slide without a per-block cap and do not depend on the
+order in which blocks were processed.
 
-Transcripts are binned to blocks in one pass (a sort by block index); a window
-gathers the points of its block and of the eight neighbours, which is all it
-needs because ``halo + density halo <= block_size``.
+Stitching is done per core: the final labels of a core are painted from the
+windows of the (up to) nine blocks around it, in block order, each pixel taken
+by the first block whose cell covers it. Every step reads and writes one core
+or one window, which is what lets :mod:`gsn_spatial.core.slide` run a slide of
+any size in bounded memory and in any order.
 """
 
 from __future__ import annotations
@@ -21,56 +26,233 @@ import torch
 
 from gsn_spatial.core.decode import decode_cells
 from gsn_spatial.core.density import density_halo, rna_density_window
-from gsn_spatial.core.network import GeneSegNet
 from gsn_spatial.core.tiling import predict_maps
 
 
 @dataclass(frozen=True)
-class Block:
-    row: int
-    col: int
-    core: tuple[int, int, int, int]  # y0, y1, x0, x1
-    window: tuple[int, int, int, int]
+class BlockGrid:
+    """Cores and windows of a ``shape`` image cut into ``block_size`` blocks.
+
+    Blocks are numbered in raster order. Transcripts are binned on a grid
+    padded by one ring of outside bins (keys :meth:`point_keys`), so points
+    just outside the image still reach the RNA map of the edge windows.
+
+    Examples
+    --------
+    >>> g = BlockGrid((300, 500), block_size=256, halo=16)
+    >>> g.n_rows, g.n_cols, g.core(1), g.window(1)
+    (2, 2, (0, 256, 256, 500), (0, 272, 240, 500))
+    >>> g.neighbours(0)
+    [0, 1, 2, 3]
+    """
+
+    shape: tuple[int, int]
+    block_size: int
+    halo: int
+
+    def __post_init__(self) -> None:
+        if self.block_size <= 0:
+            raise ValueError(f"`block_size` must be positive, got {self.block_size}.")
+        if not 0 <= self.halo <= self.block_size:
+            raise ValueError(f"`halo` must be in [0, block_size={self.block_size}], got {self.halo}.")
+
+    @property
+    def n_rows(self) -> int:
+        return -(-self.shape[0] // self.block_size)
+
+    @property
+    def n_cols(self) -> int:
+        return -(-self.shape[1] // self.block_size)
+
+    @property
+    def n_blocks(self) -> int:
+        return self.n_rows * self.n_cols
+
+    @property
+    def window_size(self) -> int:
+        """Side of the largest window (array slots for window results have this size)."""
+        return self.block_size + 2 * self.halo
+
+    def row_col(self, block: int) -> tuple[int, int]:
+        return divmod(int(block), self.n_cols)
+
+    def core(self, block: int) -> tuple[int, int, int, int]:
+        """``(y0, y1, x0, x1)`` of the core of ``block``."""
+        r, c = self.row_col(block)
+        y0, x0 = r * self.block_size, c * self.block_size
+        return y0, min(y0 + self.block_size, self.shape[0]), x0, min(x0 + self.block_size, self.shape[1])
+
+    def window(self, block: int) -> tuple[int, int, int, int]:
+        """``(y0, y1, x0, x1)`` of the core of ``block`` plus its halo, clipped to the image."""
+        y0, y1, x0, x1 = self.core(block)
+        h, w = self.shape
+        return max(0, y0 - self.halo), min(h, y1 + self.halo), max(0, x0 - self.halo), min(w, x1 + self.halo)
+
+    def neighbours(self, block: int) -> list[int]:
+        """``block`` and the blocks around it, in block order."""
+        r, c = self.row_col(block)
+        return [
+            rr * self.n_cols + cc
+            for rr in range(max(0, r - 1), min(self.n_rows, r + 2))
+            for cc in range(max(0, c - 1), min(self.n_cols, c + 2))
+        ]
+
+    # --- transcript bins on the padded grid ------------------------------------
+    @property
+    def n_point_keys(self) -> int:
+        return (self.n_rows + 2) * (self.n_cols + 2)
+
+    def point_keys(self, xy_pixels: np.ndarray) -> np.ndarray:
+        """Padded-grid bin of each point ``(x, y)`` in pixels; far-away points fall in the outer ring."""
+        bc = np.clip(np.floor(xy_pixels[:, 0] / self.block_size), -1, self.n_cols).astype(np.int64) + 1
+        br = np.clip(np.floor(xy_pixels[:, 1] / self.block_size), -1, self.n_rows).astype(np.int64) + 1
+        return br * (self.n_cols + 2) + bc
+
+    def core_key(self, block: int) -> int:
+        """Bin of the points inside the core of ``block``."""
+        r, c = self.row_col(block)
+        return (r + 1) * (self.n_cols + 2) + (c + 1)
+
+    def neighbourhood_key_ranges(self, block: int) -> list[tuple[int, int]]:
+        """Bin ranges ``[k0, k1)`` (one per padded row) covering the bins around ``block``.
+
+        All points a window needs are in them as long as ``halo`` plus the RNA
+        map's reach is at most ``block_size``.
+        """
+        r, c = self.row_col(block)
+        return [(rr * (self.n_cols + 2) + c, rr * (self.n_cols + 2) + c + 3) for rr in range(r, r + 3)]
 
 
-def iter_blocks(shape: tuple[int, int], block_size: int, halo: int) -> Iterator[Block]:
-    h, w = shape
-    for r, y0 in enumerate(range(0, h, block_size)):
-        for c, x0 in enumerate(range(0, w, block_size)):
-            y1, x1 = min(y0 + block_size, h), min(x0 + block_size, w)
-            win = (max(0, y0 - halo), min(h, y1 + halo), max(0, x0 - halo), min(w, x1 + halo))
-            yield Block(r, c, (y0, y1, x0, x1), win)
+def iter_blocks(shape: tuple[int, int], block_size: int, halo: int) -> Iterator[int]:
+    """Block numbers of a grid (kept for callers that only need to loop)."""
+    return iter(range(BlockGrid(shape, block_size, halo).n_blocks))
 
 
 class PointBins:
-    """Points sorted by the block that holds them, for neighbourhood look-ups."""
+    """Points in memory sorted by block, for neighbourhood look-ups (``gsn.pp.rna_density``)."""
 
     def __init__(self, points_xy: np.ndarray, shape: tuple[int, int], block_size: int):
-        self.block_size = block_size
-        self.n_rows = -(-shape[0] // block_size)
-        self.n_cols = -(-shape[1] // block_size)
-        bc = np.clip(np.floor(points_xy[:, 0] / block_size), -1, self.n_cols).astype(np.int64) + 1
-        br = np.clip(np.floor(points_xy[:, 1] / block_size), -1, self.n_rows).astype(np.int64) + 1
-        # Padded grid (one ring of outside bins) so points just outside the image still count.
-        key = br * (self.n_cols + 2) + bc
+        self.grid = BlockGrid(shape, block_size, 0)
+        key = self.grid.point_keys(points_xy)
         self.order = np.argsort(key, kind="stable")
-        self.bounds = np.searchsorted(key[self.order], np.arange((self.n_rows + 2) * (self.n_cols + 2) + 1))
+        self.bounds = np.searchsorted(key[self.order], np.arange(self.grid.n_point_keys + 1))
         self.points_xy = points_xy
 
     def around(self, row: int, col: int) -> np.ndarray:
         """Points of block ``(row, col)`` and its eight neighbours."""
-        idx = []
-        for r in range(row, row + 3):  # padded indices row-1+1 .. row+1+1
-            k0 = r * (self.n_cols + 2) + col
-            idx.append(self.order[self.bounds[k0] : self.bounds[k0 + 3]])
+        block = row * self.grid.n_cols + col
+        idx = [self.order[self.bounds[k0] : self.bounds[k1]] for k0, k1 in self.grid.neighbourhood_key_ranges(block)]
         return self.points_xy[np.concatenate(idx)]
+
+
+def check_block_geometry(block_size: int, halo: int, rna_sigma: float) -> None:
+    """Raise ``ValueError`` unless a window's transcripts all lie in the bins around its block."""
+    if halo + density_halo(rna_sigma) > block_size:
+        raise ValueError(
+            f"`block_size`={block_size} is too small for halo {halo} plus the RNA map's reach "
+            f"{density_halo(rna_sigma)} px; increase `block_size`."
+        )
+
+
+def segment_window(
+    image: np.ndarray,
+    points_xy: np.ndarray,
+    window: tuple[int, int, int, int],
+    core: tuple[int, int, int, int],
+    network: torch.nn.Module,
+    *,
+    rna_sigma: float,
+    rna_mode: str = "sum",
+    tile_size: int = 256,
+    overlap: int = 32,
+    batch_size: int = 8,
+    device: torch.device | str = "cpu",
+    autocast_dtype: torch.dtype | None = None,
+    decode_kwargs: dict | None = None,
+) -> tuple[np.ndarray, int]:
+    """Cells owned by one block, painted on its window with local ids ``1..n``.
+
+    ``image`` is the normalised float32 window ``window`` of the image,
+    ``points_xy`` the transcripts (image pixels) that can reach it. A decoded
+    cell is owned when its centre lies in ``core``. Returns the window-sized
+    uint32 labels and ``n``.
+    """
+    wy0, wy1, wx0, wx1 = window
+    rna = rna_density_window(points_xy, (wy1 - wy0, wx1 - wx0), origin=(wx0, wy0), sigma=rna_sigma, mode=rna_mode)
+    maps = predict_maps(
+        network,
+        np.stack([image, rna]),
+        tile_size=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+        device=device,
+        autocast_dtype=autocast_dtype,
+    )
+    cells, centres = decode_cells(maps, **(decode_kwargs or {}))
+    local = np.zeros((wy1 - wy0, wx1 - wx0), dtype=np.uint32)
+    if len(centres) == 0:
+        return local, 0
+    cy, cx = centres[:, 0] + wy0, centres[:, 1] + wx0
+    y0, y1, x0, x1 = core
+    owned = (cy >= y0) & (cy < y1) & (cx >= x0) & (cx < x1)
+    new_ids = np.zeros(len(centres) + 1, dtype=np.uint32)
+    new_ids[1:][owned] = np.arange(1, int(owned.sum()) + 1, dtype=np.uint32)
+    local[:] = new_ids[cells]
+    return local, int(owned.sum())
+
+
+def compose_core(
+    grid: BlockGrid, block: int, window_labels: Callable[[int], np.ndarray], offsets: np.ndarray
+) -> np.ndarray:
+    """Final uint32 labels of the core of ``block``.
+
+    ``window_labels(b)`` returns block ``b``'s window result (local ids);
+    ``offsets[b]`` is the global id offset of block ``b``. Blocks paint in
+    block order and the first cell to cover a pixel keeps it.
+    """
+    y0, y1, x0, x1 = grid.core(block)
+    out = np.zeros((y1 - y0, x1 - x0), dtype=np.uint32)
+    for nb in grid.neighbours(block):
+        wy0, wy1, wx0, wx1 = grid.window(nb)
+        oy0, oy1, ox0, ox1 = max(y0, wy0), min(y1, wy1), max(x0, wx0), min(x1, wx1)
+        if oy0 >= oy1 or ox0 >= ox1:
+            continue
+        local = window_labels(nb)[oy0 - wy0 : oy1 - wy0, ox0 - wx0 : ox1 - wx0]
+        target = out[oy0 - y0 : oy1 - y0, ox0 - x0 : ox1 - x0]
+        free = (target == 0) & (local > 0)
+        target[free] = local[free] + np.uint32(offsets[nb])
+    return out
+
+
+def label_stats(labels: np.ndarray, origin: tuple[int, int] = (0, 0)) -> tuple[np.ndarray, ...]:
+    """``(ids, area, sum_y, sum_x)`` of the non-zero labels of an array at ``origin`` ``(y0, x0)``.
+
+    Sums of pixel-centre coordinates, so that blocks can be added up and
+    divided by the area for centroids.
+
+    Examples
+    --------
+    >>> ids, area, sy, sx = label_stats(np.array([[0, 2], [2, 2]]), origin=(10, 0))
+    >>> ids.tolist(), area.tolist(), (sy / area).tolist(), (sx / area).tolist()
+    ([2], [3], [11.166666666666666], [1.1666666666666667])
+    """
+    flat = labels.ravel()
+    nz = np.flatnonzero(flat)
+    if len(nz) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0), np.zeros(0)
+    ids, inverse, area = np.unique(flat[nz], return_inverse=True, return_counts=True)
+    rows, cols = np.divmod(nz, labels.shape[1])
+    sum_y = np.bincount(inverse, weights=rows + origin[0] + 0.5, minlength=len(ids))
+    sum_x = np.bincount(inverse, weights=cols + origin[1] + 0.5, minlength=len(ids))
+    return ids.astype(np.int64), area.astype(np.int64), sum_y, sum_x
 
 
 def segment_blocks(
     read_image: Callable[[int, int, int, int], np.ndarray],
     points_xy: np.ndarray,
     shape: tuple[int, int],
-    network: GeneSegNet,
+    network: torch.nn.Module,
     *,
     rna_sigma: float,
     rna_mode: str = "sum",
@@ -84,48 +266,38 @@ def segment_blocks(
     decode_kwargs: dict | None = None,
     progress: Callable[[Iterator], Iterator] | None = None,
 ) -> np.ndarray:
-    """Labels ``(h, w)`` uint32 of the whole image.
+    """Labels ``(h, w)`` uint32 of a whole image held in memory (small images, tests).
 
-    ``read_image(y0, y1, x0, x1)`` returns the normalised float32 image window.
+    The same per-block steps as the out-of-core :mod:`gsn_spatial.core.slide`
+    pipeline; ``read_image(y0, y1, x0, x1)`` returns the normalised float32
+    image window.
     """
-    if halo < 0 or halo > block_size:
-        raise ValueError(f"`halo` must be in [0, block_size], got {halo} for block_size={block_size}.")
-    if halo + density_halo(rna_sigma) > block_size:
-        raise ValueError(
-            f"`block_size`={block_size} is too small for halo {halo} plus the RNA map's reach "
-            f"{density_halo(rna_sigma)} px; increase `block_size`."
-        )
-    decode_kwargs = decode_kwargs or {}
-    labels = np.zeros(shape, dtype=np.uint32)
+    grid = BlockGrid(shape, block_size, halo)
+    check_block_geometry(block_size, halo, rna_sigma)
     bins = PointBins(points_xy, shape, block_size)
-    next_id = 1
-    blocks = list(iter_blocks(shape, block_size, halo))
-    for block in progress(blocks) if progress else blocks:
-        wy0, wy1, wx0, wx1 = block.window
-        image = read_image(wy0, wy1, wx0, wx1)
-        rna = rna_density_window(
-            bins.around(block.row, block.col), (wy1 - wy0, wx1 - wx0), origin=(wx0, wy0), sigma=rna_sigma, mode=rna_mode
-        )
-        maps = predict_maps(
+    results: dict[int, np.ndarray] = {}
+    counts = np.zeros(grid.n_blocks, dtype=np.int64)
+    blocks = range(grid.n_blocks)
+    for b in progress(blocks) if progress else blocks:
+        window = grid.window(b)
+        results[b], counts[b] = segment_window(
+            read_image(*window),
+            bins.around(*grid.row_col(b)),
+            window,
+            grid.core(b),
             network,
-            np.stack([image, rna]),
+            rna_sigma=rna_sigma,
+            rna_mode=rna_mode,
             tile_size=tile_size,
             overlap=overlap,
             batch_size=batch_size,
             device=device,
             autocast_dtype=autocast_dtype,
+            decode_kwargs=decode_kwargs,
         )
-        cells, centres = decode_cells(maps, **decode_kwargs)
-        if len(centres) == 0:
-            continue
-        cy, cx = centres[:, 0] + wy0, centres[:, 1] + wx0
-        y0, y1, x0, x1 = block.core
-        owned = (cy >= y0) & (cy < y1) & (cx >= x0) & (cx < x1)
-        new_ids = np.zeros(len(centres) + 1, dtype=np.uint32)
-        new_ids[1:][owned] = np.arange(next_id, next_id + int(owned.sum()), dtype=np.uint32)
-        next_id += int(owned.sum())
-        painted = new_ids[cells]
-        target = labels[wy0:wy1, wx0:wx1]
-        free = (target == 0) & (painted > 0)  # first owner wins where two blocks' cells touch
-        target[free] = painted[free]
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    labels = np.zeros(shape, dtype=np.uint32)
+    for b in range(grid.n_blocks):
+        y0, y1, x0, x1 = grid.core(b)
+        labels[y0:y1, x0:x1] = compose_core(grid, b, results.__getitem__, offsets)
     return labels

@@ -2,27 +2,38 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any
 
 import anndata as ad
+import dask.array as da
 import numpy as np
 import pandas as pd
-from scipy import ndimage as ndi
+import scipy.sparse as sp
+import torch
 from spatialdata import SpatialData
-from spatialdata.models import Labels2DModel, PointsModel, TableModel
-from spatialdata.transformations import get_transformation
+from spatialdata.models import TableModel
 
 from gsn_spatial import __version__, _sdata
 from gsn_spatial._constants import Defaults, Keys
 from gsn_spatial._settings import progress_bar, settings
-from gsn_spatial.core.assign import count_matrix, lookup_cells
-from gsn_spatial.core.blocks import segment_blocks
+from gsn_spatial.core.blocks import BlockGrid, check_block_geometry
 from gsn_spatial.core.device import resolve_device
+from gsn_spatial.core.intensity import sample_percentiles
 from gsn_spatial.core.network import GeneSegNet
+from gsn_spatial.core.slide import (
+    WorkDir,
+    active_client,
+    cell_table_arrays,
+    count_matrix_from_runs,
+    prepare_work_dir,
+    segment_slide,
+)
 from gsn_spatial.models import GeneSegModel
-from gsn_spatial.tl._inputs import resolve_inputs, resolve_model
+from gsn_spatial.tl import _slide
+from gsn_spatial.tl._inputs import resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -41,36 +52,32 @@ def _check_params(tile_size: int, tile_overlap: int, block_size: int, block_halo
 
 
 def build_table(
-    labels: np.ndarray,
-    cell_of_point: np.ndarray,
-    gene_codes: np.ndarray,
+    cell_ids: np.ndarray,
+    area: np.ndarray,
+    centroid_yx: np.ndarray,
+    counts: sp.csr_matrix,
     gene_names: list[str],
     *,
     region: str,
     params: dict[str, Any],
 ) -> ad.AnnData:
-    """Cell x gene AnnData annotating ``region``: one row per cell id present in ``labels``."""
-    area = np.bincount(labels.ravel())
-    cell_ids = np.flatnonzero(area)
-    cell_ids = cell_ids[cell_ids > 0]
-    counts = count_matrix(cell_of_point, gene_codes, cell_ids, len(gene_names))
-    if len(cell_ids):
-        centroids = np.asarray(ndi.center_of_mass(np.ones_like(labels, dtype=np.uint8), labels, cell_ids))
-        # Pixel (r, c) spans [c, c+1) x [r, r+1): its centre is at (c + 0.5, r + 0.5).
-        spatial = centroids[:, ::-1] + 0.5
-    else:
-        spatial = np.zeros((0, 2))
+    """Cell x gene AnnData annotating ``region``: one row per cell id (sorted, ids present in the labels).
+
+    ``centroid_yx`` are pixel-centre coordinates (a pixel ``(r, c)`` spans
+    ``[c, c + 1) x [r, r + 1)``); ``obsm["spatial"]`` holds them as ``(x, y)``.
+    """
+    total = np.asarray(counts.sum(axis=1)).ravel().astype(np.int64)
     obs = pd.DataFrame(
         {
             Keys.CELL_ID: cell_ids.astype(np.int64),
             Keys.REGION: pd.Categorical([region] * len(cell_ids), categories=[region]),
-            "n_transcripts": np.asarray(counts.sum(axis=1)).ravel().astype(np.int64),
-            "area": area[cell_ids].astype(np.int64),
+            "n_transcripts": total,
+            "area": np.asarray(area, dtype=np.int64),
         },
         index=pd.Index([str(i) for i in cell_ids]),
     )
     table = ad.AnnData(X=counts, obs=obs, var=pd.DataFrame(index=pd.Index(gene_names)))
-    table.obsm["spatial"] = spatial
+    table.obsm["spatial"] = np.asarray(centroid_yx, dtype=float).reshape(-1, 2)[:, ::-1].copy()
     table.uns[Keys.UNS] = {"params": params, "version": __version__}
     if not len(cell_ids):
         # SpatialData cannot validate a table that annotates a region with no rows, so an empty result is a
@@ -99,6 +106,7 @@ def segment(
     centre_threshold: float = 0.5,
     min_area: int = Defaults.MIN_AREA,
     device: str | None = None,
+    recover: bool = False,
     overwrite: bool = False,
 ) -> None:
     """Segment cells from a nucleus stain and transcript locations with GeneSegNet.
@@ -108,6 +116,15 @@ def segment(
     by window, and fed with the image to the network over overlapping tiles;
     cells are decoded from the confidence, centre and offset maps (Eq. 4)
     block by block, each cell kept by the block that holds its centre.
+
+    Whole slides run in memory that does not grow with the slide: the image
+    is read window by window, the transcripts are binned to blocks in one
+    pass over their partitions and spilled to a work directory
+    (``gsn.settings.work_dir``), and the labels are written chunk by chunk
+    (see :mod:`gsn_spatial.core.slide`). When a ``dask.distributed`` client
+    is active, the blocks run on its workers (none is created here); a GPU
+    stays in this process. The result does not depend on the block size up
+    to cells cut differently by block seams, nor on where it ran.
 
     Parameters
     ----------
@@ -144,6 +161,10 @@ def segment(
         ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; default
         ``gsn.settings.device`` (``"auto"``). A device that is not present
         raises ``ValueError``.
+    recover
+        Resume an interrupted run with the same inputs and parameters from its
+        finished blocks (its work directory is kept when a run fails or is
+        killed) instead of starting over.
     overwrite
         Replace existing elements with the output names.
 
@@ -152,7 +173,9 @@ def segment(
     ``None``; ``sdata`` gains (and, when backed by a zarr store, its store):
 
     - ``sdata.labels[labels_key_added]``: uint32 cells, 0 = background, on the
-      image's pixel grid with the image's transformations;
+      image's pixel grid with the image's transformations, chunked by block,
+      multiscale (the image's scale factors, or halvings for images above
+      4096 px) for large images;
     - ``sdata.tables[table_key_added]``: AnnData annotating the labels
       (``region_key="region"``, ``instance_key="cell_id"``), ``X`` sparse
       counts cells x genes, one row per cell in the labels (cells without
@@ -184,58 +207,34 @@ def segment(
     image_key = _sdata.resolve_key(sdata, "images", image_key, parameter="image_key")
     points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")
     assignment_key_added = assignment_key_added or f"{points_key}{Keys.ASSIGNMENT_SUFFIX}"
-    _sdata.check_new_keys(
-        sdata,
-        {labels_key_added: "labels", table_key_added: "tables", assignment_key_added: "points"},
-        overwrite=overwrite,
-    )
+    outputs = {labels_key_added: "labels", table_key_added: "tables", assignment_key_added: "points"}
+    _sdata.check_new_keys(sdata, outputs, overwrite=overwrite)
     if points_key == assignment_key_added or image_key == labels_key_added:
         raise ValueError("Output keys must differ from the input elements' keys; the inputs are never replaced.")
-    inputs = resolve_inputs(
-        sdata,
-        image_key=image_key,
-        points_key=points_key,
-        gene_key=gene_key,
-        image_channel=image_channel,
-        spec=gsn_model.input,
+    spec = gsn_model.input
+    check_block_geometry(block_size, block_halo, spec.rna_sigma)
+    image_el = sdata.images[image_key]
+    plane = _sdata.select_channel(_sdata.scale0(image_el), image_channel, image_key=image_key)
+    pixels = plane.data if isinstance(plane.data, da.Array) else da.from_array(plane.data)
+    channel = str(plane.coords["c"].item()) if "c" in plane.coords else ""
+    points_el = sdata.points[points_key]
+    gene_key = _sdata.resolve_gene_key(points_el, gene_key, points_key=points_key)
+    points = _sdata.PointsPartitions(
+        points_el, gene_key, _sdata.points_to_pixels(sdata, points_key, image_key), points_key=points_key
     )
-    pts, shape = inputs.points, inputs.shape
-    gsn_model.network.to(torch_device)
-
-    progress = progress_bar("blocks")
-
-    labels = segment_blocks(
-        inputs.image_window,
-        pts.xy_pixels,
-        shape,
-        gsn_model.network,
-        rna_sigma=gsn_model.input.rna_sigma,
-        rna_mode=gsn_model.input.rna_mode,
-        block_size=block_size,
-        halo=block_halo,
-        tile_size=tile_size,
-        overlap=tile_overlap,
-        batch_size=batch_size,
-        device=torch_device,
-        autocast_dtype=autocast,
-        decode_kwargs={
-            "confidence_threshold": confidence_threshold,
-            "centre_threshold": centre_threshold,
-            "min_area": min_area,
-        },
-        progress=progress,
-    )
-    cell_of_point = lookup_cells(labels, pts.xy_pixels)
+    intensity_range = sample_percentiles(pixels, spec.percentiles)
+    shape = (int(pixels.shape[0]), int(pixels.shape[1]))
+    grid = BlockGrid(shape, block_size, block_halo)
 
     params = {
         "image_key": image_key,
-        "image_channel": inputs.channel,
+        "image_channel": channel,
         "points_key": points_key,
-        "gene_key": inputs.gene_key,
+        "gene_key": gene_key,
         "model": str(gsn_model.meta.get("name", "custom")),
-        "rna_sigma": gsn_model.input.rna_sigma,
-        "rna_mode": gsn_model.input.rna_mode,
-        "intensity_range": list(inputs.intensity_range),
+        "rna_sigma": spec.rna_sigma,
+        "rna_mode": spec.rna_mode,
+        "intensity_range": list(intensity_range),
         "tile_size": tile_size,
         "tile_overlap": tile_overlap,
         "block_size": block_size,
@@ -247,37 +246,82 @@ def segment(
         "precision": str(autocast).replace("torch.", "") if autocast else "float32",
         "assignment_key": assignment_key_added,
     }
-    table = build_table(labels, cell_of_point, pts.gene_codes, pts.gene_names, region=labels_key_added, params=params)
-    image_tf = dict(get_transformation(inputs.image_element, get_all=True))
-    labels_el = Labels2DModel.parse(
-        labels, dims=("y", "x"), transformations=image_tf, chunks=(min(shape[0], 2048), min(shape[1], 2048))
+    fingerprint = {
+        "tool": "segment",
+        "version": __version__,
+        "store": str(sdata.path) if sdata.is_backed() else None,
+        "shape": list(shape),
+        "n_partitions": points.n_partitions,
+        "model_digest": _network_digest(gsn_model.network),
+        **{k: v for k, v in params.items() if k != "device"},
+    }
+    run_dir = _slide.run_directory("segment", fingerprint)
+    resumed = prepare_work_dir(run_dir, fingerprint, recover=recover)
+    work = WorkDir(run_dir, grid, points.n_partitions)
+    if not resumed:
+        work.create_arrays()
+    client = active_client()
+    gsn_model.network.to(torch_device)
+
+    def check_binned(lengths: list[int], inside: int) -> None:
+        if sum(lengths) == 0:
+            raise ValueError(f"Points element {points_key!r} is empty.")
+        if inside == 0:
+            raise ValueError(
+                f"No transcript of {points_key!r} falls inside image {image_key!r} ({shape[1]} x {shape[0]} px) "
+                "after composing their transformations; check the elements' coordinate systems."
+            )
+        if inside < 0.5 * sum(lengths):
+            logger.warning("Only %.0f%% of the transcripts of %r fall inside the image.", 100 * inside / sum(lengths),
+                           points_key)  # fmt: skip
+
+    _, edges = segment_slide(
+        work,
+        image=_sdata.ArrayWindows(pixels, intensity_range),
+        points=points,
+        network=gsn_model.network,
+        options={
+            "rna_sigma": spec.rna_sigma,
+            "rna_mode": spec.rna_mode,
+            "tile_size": tile_size,
+            "overlap": tile_overlap,
+            "batch_size": batch_size,
+            "device": torch_device,
+            "autocast_dtype": autocast,
+            "decode_kwargs": {
+                "confidence_threshold": confidence_threshold,
+                "centre_threshold": centre_threshold,
+                "min_area": min_area,
+            },
+        },
+        client=client,
+        # A GPU stays in this process, batched; only CPU inference is spread over the cluster.
+        network_on_client=torch_device.type == "cpu",
+        progress=progress_bar,
+        on_binned=check_binned,
     )
-    assignment = pd.DataFrame(
-        {
-            "x": pts.xy[:, 0],
-            "y": pts.xy[:, 1],
-            inputs.gene_key: pd.Categorical.from_codes(pts.gene_codes, categories=pts.gene_names),
-            Keys.CELL_ID: cell_of_point.astype(np.int64),
-        }
-    )
-    points_tf = dict(get_transformation(inputs.points_element, get_all=True))
-    assignment_el = PointsModel.parse(
-        assignment,
-        coordinates={"x": "x", "y": "y"},
-        feature_key=inputs.gene_key,
-        instance_key=Keys.CELL_ID,
-        transformations=points_tf,
-        npartitions=max(1, inputs.points_element.npartitions),
-    )
-    _sdata.store_elements(
-        sdata,
-        {labels_key_added: labels_el, assignment_key_added: assignment_el, table_key_added: table},
-        overwrite=overwrite,
-        derived=(assignment_key_added,),
-    )
+    cell_ids, area, centroids = cell_table_arrays(work)
+    counts = count_matrix_from_runs(work, cell_ids, edges, len(points.gene_names))
+    params["distributed"] = client is not None
+    table = build_table(cell_ids, area, centroids, counts, points.gene_names, region=labels_key_added, params=params)
+    in_memory = not sdata.is_backed()
+    elements = {
+        labels_key_added: _slide.labels_element(work, image_el, in_memory=in_memory),
+        assignment_key_added: _slide.assignment_element(work, points_el, gene_key, in_memory=in_memory),
+        table_key_added: table,
+    }
+    _slide.store_and_release(sdata, work, elements, outputs, overwrite=overwrite, derived=(assignment_key_added,))
     logger.info(
-        "gsn.tl.segment: %d cells, %d of %d transcripts assigned",
+        "gsn.tl.segment: %d cells, %d transcripts assigned",
         table.n_obs,
-        (cell_of_point > 0).sum(),
-        len(cell_of_point),
+        int(table.X.sum()),
     )
+
+
+def _network_digest(network: torch.nn.Module) -> str:
+    """Hash of a network's weights (identifies the model of a resumable run)."""
+    h = hashlib.sha256()
+    for name, tensor in network.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]

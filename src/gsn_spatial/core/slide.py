@@ -1,0 +1,422 @@
+"""Out-of-core segmentation and transcript assignment of a whole slide (array level, no SpatialData).
+
+A run lives in a *work directory* and goes through four steps, each a set of
+independent tasks that read and write only their own part of that directory:
+
+1. **bin** (one task per partition of the transcripts): map to pixels and write
+   the partition's transcripts as a sorted run keyed by block
+   (:class:`~gsn_spatial.core.runs.SortedRuns`): one pass over the points.
+2. **segment** (one task per block): read the block's window of the image and
+   the transcripts of the nine bins around it, run the network tile by tile,
+   decode and keep the cells whose centre is in the core
+   (:func:`~gsn_spatial.core.blocks.segment_window`); the window's local
+   labels and the cell count go to a zarr array.
+3. **compose** (one task per block): paint the core's final labels from the
+   windows around it (:func:`~gsn_spatial.core.blocks.compose_core`), write
+   them as one chunk of the output labels and save the cells' area and
+   coordinate sums.
+4. **assign** (one task per block): look the transcripts of the core up in the
+   core's labels; write the cell of each transcript keyed by its partition and
+   the (cell, gene) counts keyed by a range of cell ids.
+
+Memory is bounded by one window (image, RNA map, network maps) plus one
+partition, whatever the slide size. A task whose output is on disk is not run
+again when a run is resumed, and as tasks only depend on files, they run the
+same in this process or on a ``dask.distributed`` cluster sharing the
+directory. Results do not depend on the order tasks ran in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import scipy.sparse as sp
+import zarr
+
+from gsn_spatial.core.assign import lookup_cells
+from gsn_spatial.core.blocks import BlockGrid, compose_core, label_stats, segment_window
+from gsn_spatial.core.runs import SortedRuns
+
+POINT_RECORD = np.dtype([("x", "f8"), ("y", "f8"), ("gene", "i4"), ("part", "i4"), ("row", "i8")])
+ASSIGN_RECORD = np.dtype([("row", "i8"), ("cell", "u4")])
+COUNT_RECORD = np.dtype([("cell", "u4"), ("gene", "u4"), ("count", "u4")])
+
+
+class PartitionSource(Protocol):
+    """The transcripts, partition by partition, on the image's pixel grid."""
+
+    n_partitions: int
+
+    def __call__(self, partition: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(xy_pixels (n, 2) float64, gene_codes (n,) int)`` of one partition."""
+
+
+class WindowSource(Protocol):
+    """A 2-D array read window by window (the normalised image, or labels)."""
+
+    def __call__(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray: ...
+
+
+class WorkDir:
+    """The files of one run. Every writer touches only its own chunk or file."""
+
+    def __init__(self, path: str | Path, grid: BlockGrid, n_partitions: int):
+        self.path = Path(path)
+        self._args = (str(path), grid, n_partitions)
+        self.grid = grid
+        self.n_partitions = n_partitions
+        self.points = SortedRuns(self.path / "points", grid.n_point_keys, POINT_RECORD)
+        self.assign = SortedRuns(self.path / "assign", max(1, n_partitions), ASSIGN_RECORD)
+        (self.path / "stats").mkdir(parents=True, exist_ok=True)
+
+    def __reduce__(self):  # ship the description, not open memory maps, to dask workers
+        return (WorkDir, self._args)
+
+    # -- arrays created once, by the process that starts the run -----------------------
+    def create_arrays(self) -> None:
+        g = self.grid
+        w = g.window_size
+        zarr.create_array(
+            self.path / "windows.zarr", shape=(g.n_blocks, w, w), chunks=(1, w, w), dtype="uint32",
+            fill_value=0, overwrite=True,
+        )  # fmt: skip
+        # One chunk per block: blocks finish in any order, in any process.
+        zarr.create_array(
+            self.path / "n_cells.zarr", shape=(g.n_blocks,), chunks=(1,), dtype="int64", fill_value=-1, overwrite=True
+        )
+        zarr.create_array(
+            self.path / "labels.zarr", shape=g.shape, chunks=(g.block_size, g.block_size), dtype="uint32",
+            fill_value=0, overwrite=True,
+        )  # fmt: skip
+
+    def array(self, name: str, mode: str = "r+") -> zarr.Array:
+        return zarr.open_array(self.path / f"{name}.zarr", mode=mode)
+
+    def counts_runs(self, n_buckets: int) -> SortedRuns:
+        return SortedRuns(self.path / "counts", n_buckets, COUNT_RECORD)
+
+    def stats_path(self, block: int) -> Path:
+        return self.path / "stats" / f"{block}.npz"
+
+    def mark(self, step: str, item: int) -> None:
+        d = self.path / "done" / step
+        d.mkdir(parents=True, exist_ok=True)
+        (d / str(item)).touch()
+
+    def is_done(self, step: str, item: int) -> bool:
+        return (self.path / "done" / step / str(item)).exists()
+
+
+def prepare_work_dir(path: str | Path, fingerprint: dict[str, Any], *, recover: bool) -> bool:
+    """Make ``path`` ready for a run described by ``fingerprint``; return whether earlier work is reused.
+
+    With ``recover`` and a directory left by a run with the same fingerprint,
+    its finished tasks are kept; otherwise the directory starts empty.
+    """
+    path = Path(path)
+    manifest = path / "run.json"
+    if recover and manifest.exists():
+        if json.loads(manifest.read_text()) == json.loads(json.dumps(fingerprint)):
+            return True
+        raise ValueError(
+            f"The work directory {str(path)!r} holds a run with other inputs or parameters; "
+            "it cannot be resumed with these. Run without `recover=True` to start over."
+        )
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    manifest.write_text(json.dumps(fingerprint, indent=1, sort_keys=True))
+    return False
+
+
+# --- tasks (module-level functions, so that dask.distributed can pickle them) -----------
+
+
+def bin_partition(work: WorkDir, partition: int, source: PartitionSource) -> tuple[int, int]:
+    """Step 1 for one partition; returns its number of transcripts and how many fall inside the image."""
+    run = f"p{partition}"
+    if work.points.has(run):
+        n, inside = np.load(work.points.directory / f"{run}.length.npy")
+        return int(n), int(inside)
+    xy, genes = source(partition)
+    h, w = work.grid.shape
+    inside = int(np.count_nonzero((xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)))
+    records = np.empty(len(xy), dtype=POINT_RECORD)
+    records["x"], records["y"], records["gene"] = xy[:, 0], xy[:, 1], genes
+    records["part"], records["row"] = partition, np.arange(len(xy))
+    np.save(work.points.directory / f"{run}.length.npy", np.array([len(xy), inside], dtype=np.int64))
+    work.points.write(run, work.grid.point_keys(xy), records)
+    return len(xy), inside
+
+
+def segment_block(
+    work: WorkDir, block: int, image: WindowSource, network: Any, options: dict[str, Any], threads: int | None = None
+) -> int:
+    """Step 2 for one block; returns its number of owned cells."""
+    n_cells = work.array("n_cells")
+    done = int(n_cells[block])
+    if done >= 0:
+        return done
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    g = work.grid
+    window = g.window(block)
+    near = np.concatenate([work.points.read(k0, k1) for k0, k1 in g.neighbourhood_key_ranges(block)])
+    xy = np.stack([near["x"], near["y"]], axis=1)
+    local, n = segment_window(image(*window), xy, window, g.core(block), network, **options)
+    work.array("windows")[block, : local.shape[0], : local.shape[1]] = local
+    n_cells[block] = n  # written last: the block's result is complete
+    return n
+
+
+def compose_block(work: WorkDir, block: int, offsets: np.ndarray) -> None:
+    """Step 3 for one block: the core's final labels and its cells' area and coordinate sums."""
+    if work.is_done("compose", block):
+        return
+    g = work.grid
+    windows = work.array("windows", mode="r")
+
+    def window_labels(b: int) -> np.ndarray:
+        y0, y1, x0, x1 = g.window(b)
+        return windows[b, : y1 - y0, : x1 - x0]
+
+    core = compose_core(g, block, window_labels, offsets)
+    y0, y1, x0, x1 = g.core(block)
+    work.array("labels")[y0:y1, x0:x1] = core
+    ids, area, sum_y, sum_x = label_stats(core, origin=(y0, x0))
+    np.savez(work.stats_path(block), ids=ids, area=area, sum_y=sum_y, sum_x=sum_x)
+    work.mark("compose", block)
+
+
+def assign_block(work: WorkDir, block: int, labels: WindowSource, bucket_edges: np.ndarray) -> None:
+    """Step 4 for one block: the cell of each transcript in the core, and (cell, gene) counts.
+
+    ``bucket_edges`` (sorted, first entry 1) cut the cell ids into ranges; the
+    counts of a cell go to the run key of its range, so that the count matrix
+    can be built range by range.
+    """
+    run = f"b{block}"
+    counts_runs = work.counts_runs(len(bucket_edges))
+    if work.assign.has(run) and counts_runs.has(run):
+        return
+    g = work.grid
+    y0, y1, x0, x1 = g.core(block)
+    pts = work.points.read(g.core_key(block))
+    xy = np.stack([pts["x"] - x0, pts["y"] - y0], axis=1)
+    cell = lookup_cells(np.asarray(labels(y0, y1, x0, x1)), xy).astype(np.uint32)
+    hit = cell > 0
+    rec = np.empty(int(hit.sum()), dtype=ASSIGN_RECORD)
+    rec["row"], rec["cell"] = pts["row"][hit], cell[hit]
+    work.assign.write(run, pts["part"][hit], rec)
+    # Counts per (cell, gene) within the core; a cell cut by cores gets one record per core.
+    key = cell[hit].astype(np.int64) << 32 | pts["gene"][hit].astype(np.int64)
+    uniq, n = np.unique(key, return_counts=True)
+    counts = np.empty(len(uniq), dtype=COUNT_RECORD)
+    counts["cell"], counts["gene"], counts["count"] = uniq >> 32, uniq & 0xFFFFFFFF, n
+    buckets = np.searchsorted(bucket_edges, counts["cell"], side="right") - 1
+    counts_runs.write(run, buckets, counts)
+
+
+# --- gathering the results ------------------------------------------------------------
+
+
+def cell_table_arrays(work: WorkDir) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(cell_ids, area, centroid_yx)`` of every cell in the composed labels, ids sorted."""
+    ids, area, sy, sx = [], [], [], []
+    for b in range(work.grid.n_blocks):
+        s = np.load(work.stats_path(b))
+        ids.append(s["ids"])
+        area.append(s["area"])
+        sy.append(s["sum_y"])
+        sx.append(s["sum_x"])
+    return reduce_stats(np.concatenate(ids), np.concatenate(area), np.concatenate(sy), np.concatenate(sx))
+
+
+def reduce_stats(ids: np.ndarray, area: np.ndarray, sum_y: np.ndarray, sum_x: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Add up per-chunk label statistics of the same ids: ``(ids, area, centroid_yx)``."""
+    cell_ids, inverse = np.unique(ids, return_inverse=True)
+    tot_area = np.bincount(inverse, weights=area, minlength=len(cell_ids))
+    cy = np.bincount(inverse, weights=sum_y, minlength=len(cell_ids)) / np.maximum(tot_area, 1)
+    cx = np.bincount(inverse, weights=sum_x, minlength=len(cell_ids)) / np.maximum(tot_area, 1)
+    return cell_ids, tot_area.astype(np.int64), np.stack([cy, cx], axis=1)
+
+
+def count_matrix_from_runs(
+    work: WorkDir, cell_ids: np.ndarray, bucket_edges: np.ndarray, n_genes: int
+) -> sp.csr_matrix:
+    """``len(cell_ids) x n_genes`` CSR counts, built one range of cell ids at a time."""
+    runs = work.counts_runs(len(bucket_edges))
+    indices, data, rows = [], [], []
+    for k in range(len(bucket_edges)):
+        rec = runs.read(k)
+        if not len(rec):
+            continue
+        key = rec["cell"].astype(np.int64) << 32 | rec["gene"].astype(np.int64)
+        uniq, inverse = np.unique(key, return_inverse=True)  # sorted by cell then gene: CSR order
+        total = np.bincount(inverse, weights=rec["count"], minlength=len(uniq))
+        indices.append((uniq & 0xFFFFFFFF).astype(np.int32))
+        data.append(total.astype(np.int32))
+        rows.append(np.searchsorted(cell_ids, uniq >> 32))
+    if not rows:
+        return sp.csr_matrix((len(cell_ids), n_genes), dtype=np.int32)
+    row = np.concatenate(rows)
+    if row.max(initial=0) >= len(cell_ids):
+        raise RuntimeError("A transcript was assigned to a cell missing from the labels' statistics.")
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(row, minlength=len(cell_ids)))])
+    return sp.csr_matrix((np.concatenate(data), np.concatenate(indices), indptr), shape=(len(cell_ids), n_genes))
+
+
+def partition_cells(work: WorkDir, partition: int, length: int) -> np.ndarray:
+    """Cell id (0 = none) of every transcript of one partition, in the partition's order."""
+    out = np.zeros(length, dtype=np.uint32)
+    rec = work.assign.read(partition)
+    out[rec["row"]] = rec["cell"]
+    return out
+
+
+# --- running tasks here or on a dask.distributed cluster ------------------------------
+
+
+def active_client() -> Any | None:
+    """The active ``distributed.Client``, or ``None`` (one is never created here)."""
+    try:
+        from distributed import default_client
+    except ImportError:  # pragma: no cover - distributed is a dependency of dask[distributed] only
+        return None
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
+def run_tasks(
+    fn: Callable[..., Any],
+    work: WorkDir,
+    items: Iterable[int],
+    *args: Any,
+    client: Any | None = None,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> list[Any]:
+    """``[fn(work, item, *args) for item in items]``, here or on a ``distributed`` ``client``.
+
+    On a cluster, large shared ``args`` should already be futures
+    (``client.scatter(..., broadcast=True)``); results come back in ``items`` order.
+    """
+    items = list(items)
+    if client is None:
+        return [fn(work, item, *args) for item in (progress(items) if progress else items)]
+    from distributed import as_completed
+
+    futures = [client.submit(fn, work, item, *args, pure=False) for item in items]
+    done = as_completed(futures)
+    for _ in progress(done) if progress else done:
+        pass
+    return client.gather(futures)
+
+
+def segment_slide(
+    work: WorkDir,
+    *,
+    image: WindowSource,
+    points: PartitionSource,
+    network: Any,
+    options: dict[str, Any],
+    client: Any | None = None,
+    network_on_client: bool = True,
+    progress: Callable[[str], Callable[[Iterable], Iterable] | None] | None = None,
+    on_binned: Callable[[list[int], int], None] | None = None,
+) -> tuple[list[int], np.ndarray]:
+    """Steps 1-4 of a segmentation run; returns the partition lengths and the cell id range edges.
+
+    ``progress(step)`` gives a progress wrapper per step. ``network_on_client``
+    false keeps step 2 in this process (the process that holds the GPU) while
+    the other steps use the cluster. ``on_binned(lengths, n_inside)`` is
+    called after step 1 with the partition lengths and the number of
+    transcripts inside the image (input checks).
+    """
+    bar = progress or (lambda step: None)
+    g = work.grid
+    binned = run_tasks(bin_partition, work, range(points.n_partitions), points, client=client, progress=bar("bin"))
+    lengths = [n for n, _ in binned]
+    if on_binned:
+        on_binned(lengths, sum(inside for _, inside in binned))
+    seg_client = client if network_on_client else None
+    threads = None
+    if seg_client is not None:
+        image = seg_client.scatter(image, broadcast=True)
+        network = seg_client.scatter(network, broadcast=True)
+        threads = 1  # one torch thread per worker thread: workers x threads = the cores they were given
+    n_cells = run_tasks(
+        segment_block, work, range(g.n_blocks), image, network, options, threads, client=seg_client,
+        progress=bar("segment"),
+    )  # fmt: skip
+    offsets = np.concatenate([[0], np.cumsum(n_cells)]).astype(np.int64)
+    run_tasks(compose_block, work, range(g.n_blocks), offsets, client=client, progress=bar("stitch"))
+    edges = offsets[:-1] + 1  # cells of block b have ids offsets[b] + 1 .. offsets[b + 1]
+    labels = ZarrWindows(work.path / "labels.zarr")
+    run_tasks(assign_block, work, range(g.n_blocks), labels, edges, client=client, progress=bar("assign"))
+    return lengths, edges
+
+
+def stats_block(work: WorkDir, block: int, labels: WindowSource) -> None:
+    """Area and coordinate sums of the cells in the core of ``block`` of an existing labels array."""
+    if work.is_done("stats", block):
+        return
+    y0, y1, x0, x1 = work.grid.core(block)
+    ids, area, sum_y, sum_x = label_stats(np.asarray(labels(y0, y1, x0, x1)), origin=(y0, x0))
+    np.savez(work.stats_path(block), ids=ids, area=area, sum_y=sum_y, sum_x=sum_x)
+    work.mark("stats", block)
+
+
+def assign_slide(
+    work: WorkDir,
+    *,
+    labels: WindowSource,
+    points: PartitionSource,
+    client: Any | None = None,
+    progress: Callable[[str], Callable[[Iterable], Iterable] | None] | None = None,
+) -> tuple[list[int], np.ndarray]:
+    """Transcript assignment to existing labels: bin, label statistics, assign.
+
+    Returns the partition lengths and the cell id range edges.
+    """
+    bar = progress or (lambda step: None)
+    g = work.grid
+    binned = run_tasks(bin_partition, work, range(points.n_partitions), points, client=client, progress=bar("bin"))
+    lengths = [n for n, _ in binned]
+    if client is not None:
+        labels = client.scatter(labels, broadcast=True)
+    run_tasks(stats_block, work, range(g.n_blocks), labels, client=client, progress=bar("cells"))
+    max_id = max((int(np.load(work.stats_path(b))["ids"].max(initial=0)) for b in range(g.n_blocks)), default=0)
+    edges = default_buckets(max_id, g.n_blocks)
+    run_tasks(assign_block, work, range(g.n_blocks), labels, edges, client=client, progress=bar("assign"))
+    return lengths, edges
+
+
+class ZarrWindows:
+    """Windows of a 2-D zarr array on disk (picklable: holds only the path)."""
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+
+    def __call__(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        return zarr.open_array(self.path, mode="r")[y0:y1, x0:x1]
+
+
+def default_buckets(max_cell_id: int, n_buckets: int) -> np.ndarray:
+    """Edges cutting ids ``1..max_cell_id`` into about ``n_buckets`` equal ranges."""
+    step = max(1, -(-int(max_cell_id) // max(1, n_buckets)))
+    return np.arange(1, max(int(max_cell_id), 1) + 1, step, dtype=np.int64)
+
+
+def remove_work_dir(path: str | Path) -> None:
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,118 @@
+"""Shared plumbing of the whole-slide tools: work directories and the lazily built output elements."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+from spatialdata import SpatialData
+from spatialdata.models import Labels2DModel, PointsModel
+
+from gsn_spatial import _sdata
+from gsn_spatial._constants import Keys
+from gsn_spatial._settings import settings
+from gsn_spatial.core.slide import WorkDir, partition_cells, remove_work_dir
+
+logger = logging.getLogger(__name__)
+
+PYRAMID_MIN_SIZE = 4096  # labels larger than this on a side get a multiscale pyramid
+
+
+def run_directory(tool: str, fingerprint: dict[str, Any]) -> Path:
+    """Work directory of a run: ``<settings.work_dir or tmp>/gsn_spatial/<tool>-<hash of the fingerprint>``.
+
+    The same inputs and parameters give the same directory, which is how
+    ``recover=True`` finds an interrupted run.
+    """
+    base = Path(settings.work_dir) if settings.work_dir else Path(tempfile.gettempdir()) / "gsn_spatial"
+    digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return base / f"{tool}-{digest}"
+
+
+def pyramid_factors(shape: tuple[int, int], image_element: Any) -> list[int] | None:
+    """Scale factors for the labels: the image's own pyramid when it has one, else halvings for large images."""
+    import xarray as xr
+
+    if isinstance(image_element, xr.DataTree):
+        sizes = [int(_sdata.scale0(image_element[k]).sizes["y"]) for k in image_element.children]
+        sizes = sorted(sizes, reverse=True)
+        factors = [round(a / b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+        if factors and all(f >= 2 for f in factors):
+            return factors
+    factors = []
+    side = max(shape)
+    while side > PYRAMID_MIN_SIZE:
+        factors.append(2)
+        side //= 2
+    return factors or None
+
+
+def labels_element(work: WorkDir, image_element: Any, *, in_memory: bool) -> Any:
+    """The labels element of a run, read chunk by chunk from the work directory.
+
+    ``in_memory`` loads it (for objects without a store, whose elements must
+    outlive the work directory).
+    """
+    from spatialdata.transformations import get_transformation
+
+    data = da.from_zarr(str(work.path / "labels.zarr"))
+    if in_memory:
+        data = da.from_array(np.asarray(data), chunks=data.chunks)
+    return Labels2DModel.parse(
+        data,
+        dims=("y", "x"),
+        transformations=dict(get_transformation(image_element, get_all=True)),
+        scale_factors=pyramid_factors(work.grid.shape, image_element),
+    )
+
+
+def _with_cell_ids(part: pd.DataFrame, work: WorkDir, partition_info: dict | None = None) -> pd.DataFrame:
+    cells = partition_cells(work, partition_info["number"], len(part))
+    return part.assign(**{Keys.CELL_ID: cells.astype(np.int64)})
+
+
+def assignment_element(work: WorkDir, points_element: Any, gene_key: str, *, in_memory: bool) -> Any:
+    """The transcripts' ``x``, ``y`` and gene with a ``cell_id`` column, partition by partition."""
+    from spatialdata.transformations import get_transformation
+
+    frame = points_element[["x", "y", gene_key]]
+    meta = frame._meta.assign(**{Keys.CELL_ID: np.zeros(0, dtype=np.int64)})
+    out = frame.map_partitions(_with_cell_ids, work, meta=meta)
+    if in_memory:
+        out = out.compute()
+    out.attrs.pop("transform", None)  # the parser takes them from `transformations`, once
+    return PointsModel.parse(
+        out,
+        coordinates={"x": "x", "y": "y"},
+        feature_key=gene_key,
+        instance_key=Keys.CELL_ID,
+        transformations=dict(get_transformation(points_element, get_all=True)),
+        **({"npartitions": max(1, points_element.npartitions)} if in_memory else {}),
+    )
+
+
+def store_and_release(
+    sdata: SpatialData,
+    work: WorkDir,
+    elements: dict[str, Any],
+    kinds: dict[str, str],
+    *,
+    overwrite: bool,
+    derived: tuple[str, ...],
+) -> None:
+    """Store the elements (all or nothing), re-read the lazy ones from the store, remove the work directory.
+
+    On failure the work directory is kept so that the run can be resumed.
+    """
+    _sdata.store_elements(sdata, elements, overwrite=overwrite, derived=derived)
+    if sdata.is_backed():
+        # The stored copies replace the elements read from the work directory, which can then go.
+        _sdata.reload_from_store(sdata, {k: v for k, v in kinds.items() if v in ("labels", "points")})
+    remove_work_dir(work.path)
