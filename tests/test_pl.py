@@ -1,0 +1,61 @@
+"""gsn.pl: every plot returns its axes, draws what it says, and saves with save=."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import gsn_spatial as gsn  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def small():
+    return gsn.datasets.synthetic_tissue((160, 160), seed=4)
+
+
+def test_overlay_colours_inside_and_outside(small, tmp_path):
+    out = tmp_path / "o.png"
+    ax = gsn.pl.segmentation_overlay(small, labels_key="cells", window=(20, 120, 10, 150), save=out)
+    assert out.stat().st_size > 0
+    colours = ax.collections[0].get_facecolors()[:, :3]
+    inside = np.isclose(colours, matplotlib.colors.to_rgb(gsn.pl.INSIDE_COLOUR)).all(axis=1)
+    # The simulator puts 5 % of transcripts outside cells (ambient), the rest inside.
+    assert 0.85 < inside.mean() < 0.99
+    assert ax.get_xlim() == (10, 150) and ax.get_ylim() == (120, 20)
+    with pytest.raises(ValueError, match="window"):
+        gsn.pl.segmentation_overlay(small, labels_key="cells", window=(300, 400, 0, 10))
+    plt.close("all")
+
+
+def test_metric_distributions(small, tmp_path):
+    axes = gsn.pl.metric_distributions(
+        small, labels_keys=["cells", "nuclei"], metrics=["area", "n_genes_by_counts"], save=tmp_path / "d.png"
+    )
+    assert axes.shape == (2,) and [t.get_text() for t in axes[0].get_xticklabels()] == ["cells", "nuclei"]
+    with pytest.raises(KeyError, match="nope"):
+        gsn.pl.metric_distributions(small, labels_keys=["cells"], metrics=["nope"])
+    with pytest.raises(TypeError, match="labels_keys"):
+        gsn.pl.metric_distributions(small, labels_keys="cells")
+    assert not small.tables  # nothing written
+    plt.close("all")
+
+
+def test_cell_calling_curve_matches_qc(small):
+    ax = gsn.pl.cell_calling_curve(small, labels_keys=["cells"], deltas=[3, 5, 7])
+    y = ax.get_lines()[0].get_ydata()
+    cc = gsn.qc.cell_calling(small, labels_key="cells")
+    assert np.allclose(y, cc["cell_calling"].to_numpy())
+    plt.close("all")
+
+
+def test_intensity_capture_and_correlation_scatter(small):
+    axes = gsn.pl.intensity_capture(small, labels_keys=["cells", "nuclei"], bins=4)
+    assert len(axes[0].get_lines()) == 2 and len(axes[1].get_lines()) == 2
+    ax = gsn.pl.correlation_scatter(small, labels_key="cells")
+    r = gsn.qc.correlation_reproducibility(small, labels_key="cells")["reproducibility"]
+    assert f"r = {r:.3f}" in ax.get_title()
+    plt.close("all")
