@@ -1,0 +1,46 @@
+"""Every tutorial in docs/tutorials is executed, as a script, with the settings it ships with."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+TUTORIALS = Path(__file__).resolve().parents[1] / "docs" / "tutorials"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+NEEDS = {"02_xenium_breast.py": "xenium_breast_crop", "03_cosmx_membrane.py": "cosmx_lung_fov2"}
+FIGURES = {
+    "01_quickstart.py": ["quickstart_overlay.png", "quickstart_clusters.png"],
+    "02_xenium_breast.py": ["xenium_overlay.png", "xenium_clusters.png"],
+    "03_cosmx_membrane.py": ["cosmx_input.png", "cosmx_coverage.png"],
+}
+
+
+def test_every_tutorial_is_listed():
+    assert sorted(p.name for p in TUTORIALS.glob("0*.py")) == sorted(FIGURES)
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_tutorial_runs(name, tmp_path, monkeypatch):
+    folder = NEEDS.get(name)
+    if folder is not None and not (SHARED / folder).is_dir():
+        pytest.skip(f"shared data {folder} not present (../shared/data)")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    monkeypatch.chdir(TUTORIALS)  # the tutorials' relative paths are those of docs/tutorials
+    monkeypatch.setenv("GSN_SHARED_DATA", str(SHARED))
+    monkeypatch.setenv("GSN_TUTORIAL_FIGURES", str(tmp_path / "figures"))
+    monkeypatch.setenv("GSN_TUTORIAL_OUTPUT", str(tmp_path / "output"))
+    try:
+        runpy.run_path(str(TUTORIALS / name), run_name="__main__")
+    finally:
+        plt.close("all")
+    for figure in FIGURES[name]:
+        saved = tmp_path / "figures" / figure
+        assert saved.is_file() and saved.stat().st_size > 10_000, figure
+        # The docs embed the committed copy of the same figure.
+        assert (TUTORIALS / "figures" / figure).is_file(), figure
+        assert f"figures/{figure}" in (TUTORIALS / name).read_text(), figure
