@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import numpy as np
+import xarray as xr
 import pandas as pd
 import pytest
 
@@ -231,7 +232,9 @@ def test_multiscale_image_points_in_microns_roundtrip(tmp_path):
     assert set(get_transformation(back.labels["gsn_labels"], get_all=True)) == {"global", "microns", "aligned"}
     table = back.tables["gsn_table"]
     assert table.uns["spatialdata_attrs"]["region"] == "gsn_labels"
-    labels_ids = set(np.unique(back.labels["gsn_labels"].values)) - {0}
+    # The image is multiscale, so the labels get the same pyramid.
+    assert isinstance(back.labels["gsn_labels"], xr.DataTree) and len(back.labels["gsn_labels"].children) == 3
+    labels_ids = set(np.unique(back.labels["gsn_labels"]["scale0"]["image"].values)) - {0}
     assert set(table.obs["cell_id"].astype(int)) == labels_ids
 
     adata = ad.AnnData(table.X.astype(np.float32), obs=table.obs.copy(), var=table.var.copy())

@@ -140,17 +140,23 @@ def test_backed_output_is_lazy_and_work_dir_removed(tmp_path, model):
     np.testing.assert_array_equal(fresh.labels["gsn_labels"].values, labels.values)
 
 
-def test_recover_refuses_other_parameters(tmp_path, model):
-    gsn.settings.work_dir = str(tmp_path)
-    try:
-        from gsn_spatial.core.slide import prepare_work_dir
+def test_runs_get_their_own_locked_directories(tmp_path):
+    from gsn_spatial.core.slide import open_run
 
-        prepare_work_dir(tmp_path / "run", {"a": 1}, recover=False)
-        assert prepare_work_dir(tmp_path / "run", {"a": 1}, recover=True) is True
-        with pytest.raises(ValueError, match="cannot be resumed"):
-            prepare_work_dir(tmp_path / "run", {"a": 2}, recover=True)
-    finally:
-        gsn.settings.work_dir = None
+    first, resumed, lock = open_run(tmp_path / "segment-abc", {"a": 1}, recover=False)
+    assert not resumed
+    # While the first run holds its directory, an identical run (even with recover) gets another one.
+    second, resumed2, lock2 = open_run(tmp_path / "segment-abc", {"a": 1}, recover=True)
+    assert second != first and not resumed2
+    lock.release()
+    # Once released (or its process killed), recover picks a matching directory up again...
+    third, resumed3, lock3 = open_run(tmp_path / "segment-abc", {"a": 1}, recover=True)
+    assert resumed3 and third == first
+    # ...but never one left by a run with other parameters.
+    lock3.release()
+    lock2.release()
+    fourth, resumed4, _ = open_run(tmp_path / "segment-abc", {"a": 2}, recover=True)
+    assert not resumed4 and fourth not in (first, second)
 
 
 def test_large_labels_get_a_pyramid():

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
@@ -113,26 +114,58 @@ class WorkDir:
         return (self.path / "done" / step / str(item)).exists()
 
 
-def prepare_work_dir(path: str | Path, fingerprint: dict[str, Any], *, recover: bool) -> bool:
-    """Make ``path`` ready for a run described by ``fingerprint``; return whether earlier work is reused.
+class RunLock:
+    """An exclusive lock on a run directory, held while a process works in it.
 
-    With ``recover`` and a directory left by a run with the same fingerprint,
-    its finished tasks are kept; otherwise the directory starts empty.
+    ``flock`` locks go with the process, so a killed run leaves its directory
+    unlocked and resumable, while a directory in use by a live run is never
+    taken over by another (two identical runs at once get separate directories).
     """
-    path = Path(path)
-    manifest = path / "run.json"
-    if recover and manifest.exists():
-        if json.loads(manifest.read_text()) == json.loads(json.dumps(fingerprint)):
-            return True
-        raise ValueError(
-            f"The work directory {str(path)!r} holds a run with other inputs or parameters; "
-            "it cannot be resumed with these. Run without `recover=True` to start over."
-        )
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    manifest.write_text(json.dumps(fingerprint, indent=1, sort_keys=True))
-    return False
+
+    def __init__(self, path: Path):
+        import fcntl
+
+        self._file = open(path / "lock", "w")  # noqa: SIM115 - held for the run's lifetime
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._file.close()
+            raise
+
+    def release(self) -> None:
+        self._file.close()  # closing releases the lock
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def open_run(prefix: str | Path, fingerprint: dict[str, Any], *, recover: bool) -> tuple[Path, bool, RunLock]:
+    """A locked work directory ``<prefix>-<suffix>`` for a run described by ``fingerprint``.
+
+    With ``recover``, the newest unlocked directory left by a run with the
+    same fingerprint is reused with its finished tasks (the returned flag is
+    true); otherwise a new, empty directory is made.
+    """
+    prefix = Path(prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    wanted = json.loads(json.dumps(fingerprint))
+    if recover:
+        candidates = sorted(prefix.parent.glob(prefix.name + "-*"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for path in candidates:
+            manifest = path / "run.json"
+            if not manifest.exists() or json.loads(manifest.read_text()) != wanted:
+                continue
+            try:
+                return path, True, RunLock(path)
+            except OSError:  # a live run works there
+                continue
+    path = Path(tempfile.mkdtemp(prefix=prefix.name + "-", dir=prefix.parent))
+    lock = RunLock(path)
+    (path / "run.json").write_text(json.dumps(fingerprint, indent=1, sort_keys=True))
+    return path, False, lock
 
 
 # --- tasks (module-level functions, so that dask.distributed can pickle them) -----------

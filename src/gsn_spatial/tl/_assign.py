@@ -15,7 +15,7 @@ from gsn_spatial.core.slide import (
     assign_slide,
     cell_table_arrays,
     count_matrix_from_runs,
-    prepare_work_dir,
+    open_run,
 )
 from gsn_spatial.tl import _slide
 from gsn_spatial.tl._segment import build_table
@@ -112,20 +112,20 @@ def assign_transcripts(
         "n_partitions": points.n_partitions,
         **params,
     }
-    run_dir = _slide.run_directory("assign", fingerprint)
-    prepare_work_dir(run_dir, fingerprint, recover=recover)
-    work = WorkDir(run_dir, BlockGrid(shape, block_size, 0), points.n_partitions)
-    client = active_client()
-    _, edges = assign_slide(
-        work, labels=_sdata.ArrayWindows(labels), points=points, client=client, progress=progress_bar
-    )
-    cell_ids, area, centroids = cell_table_arrays(work)
-    counts = count_matrix_from_runs(work, cell_ids, edges, len(points.gene_names))
-    params["distributed"] = client is not None
-    table = build_table(cell_ids, area, centroids, counts, points.gene_names, region=labels_key, params=params)
-    elements = {
-        table_key_added: table,
-        assignment_key_added: _slide.assignment_element(work, points_el, gene_key, in_memory=not sdata.is_backed()),
-    }
-    _slide.store_and_release(sdata, work, elements, outputs, overwrite=overwrite, derived=(assignment_key_added,))
+    run_dir, _, lock = open_run(_slide.run_directory("assign", fingerprint), fingerprint, recover=recover)
+    with lock:  # released however the run ends; the work directory stays on failure
+        work = WorkDir(run_dir, BlockGrid(shape, block_size, 0), points.n_partitions)
+        client = active_client()
+        _, edges = assign_slide(
+            work, labels=_sdata.ArrayWindows(labels), points=points, client=client, progress=progress_bar
+        )
+        cell_ids, area, centroids = cell_table_arrays(work)
+        counts = count_matrix_from_runs(work, cell_ids, edges, len(points.gene_names))
+        params["distributed"] = client is not None
+        table = build_table(cell_ids, area, centroids, counts, points.gene_names, region=labels_key, params=params)
+        elements = {
+            table_key_added: table,
+            assignment_key_added: _slide.assignment_element(work, points_el, gene_key, in_memory=not sdata.is_backed()),
+        }
+        _slide.store_and_release(sdata, work, elements, outputs, overwrite=overwrite, derived=(assignment_key_added,))
     logger.info("gsn.tl.assign_transcripts: %d cells, %d transcripts assigned", table.n_obs, int(counts.sum()))

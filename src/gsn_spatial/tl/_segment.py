@@ -28,7 +28,7 @@ from gsn_spatial.core.slide import (
     active_client,
     cell_table_arrays,
     count_matrix_from_runs,
-    prepare_work_dir,
+    open_run,
     segment_slide,
 )
 from gsn_spatial.models import GeneSegModel
@@ -43,8 +43,11 @@ def _check_params(tile_size: int, tile_overlap: int, block_size: int, block_halo
         raise ValueError(f"`tile_size` must be a positive multiple of {GeneSegNet.INPUT_MULTIPLE}, got {tile_size}.")
     if not 0 <= tile_overlap < tile_size:
         raise ValueError(f"`tile_overlap` must be in [0, tile_size={tile_size}), got {tile_overlap}.")
-    if block_size < tile_size:
-        raise ValueError(f"`block_size`={block_size} must be at least `tile_size`={tile_size}.")
+    if tile_size > block_size + 2 * block_halo:
+        raise ValueError(
+            f"`tile_size`={tile_size} must be at most a block's window, `block_size` + 2 * `block_halo` = "
+            f"{block_size + 2 * block_halo}."
+        )
     if not 0 <= block_halo <= block_size:
         raise ValueError(f"`block_halo` must be in [0, block_size={block_size}], got {block_halo}.")
     if min_area < 0:
@@ -255,62 +258,64 @@ def segment(
         "model_digest": _network_digest(gsn_model.network),
         **{k: v for k, v in params.items() if k != "device"},
     }
-    run_dir = _slide.run_directory("segment", fingerprint)
-    resumed = prepare_work_dir(run_dir, fingerprint, recover=recover)
-    work = WorkDir(run_dir, grid, points.n_partitions)
-    if not resumed:
-        work.create_arrays()
-    client = active_client()
-    gsn_model.network.to(torch_device)
+    run_dir, resumed, lock = open_run(_slide.run_directory("segment", fingerprint), fingerprint, recover=recover)
+    with lock:  # released however the run ends; the work directory stays on failure
+        work = WorkDir(run_dir, grid, points.n_partitions)
+        if not resumed:
+            work.create_arrays()
+        client = active_client()
+        gsn_model.network.to(torch_device)
 
-    def check_binned(lengths: list[int], inside: int) -> None:
-        if sum(lengths) == 0:
-            raise ValueError(f"Points element {points_key!r} is empty.")
-        if inside == 0:
-            raise ValueError(
-                f"No transcript of {points_key!r} falls inside image {image_key!r} ({shape[1]} x {shape[0]} px) "
-                "after composing their transformations; check the elements' coordinate systems."
-            )
-        if inside < 0.5 * sum(lengths):
-            logger.warning("Only %.0f%% of the transcripts of %r fall inside the image.", 100 * inside / sum(lengths),
-                           points_key)  # fmt: skip
+        def check_binned(lengths: list[int], inside: int) -> None:
+            if sum(lengths) == 0:
+                raise ValueError(f"Points element {points_key!r} is empty.")
+            if inside == 0:
+                raise ValueError(
+                    f"No transcript of {points_key!r} falls inside image {image_key!r} ({shape[1]} x {shape[0]} px) "
+                    "after composing their transformations; check the elements' coordinate systems."
+                )
+            if inside < 0.5 * sum(lengths):
+                share = 100 * inside / sum(lengths)
+                logger.warning("Only %.0f%% of the transcripts of %r fall inside the image.", share, points_key)
 
-    _, edges = segment_slide(
-        work,
-        image=_sdata.ArrayWindows(pixels, intensity_range),
-        points=points,
-        network=gsn_model.network,
-        options={
-            "rna_sigma": spec.rna_sigma,
-            "rna_mode": spec.rna_mode,
-            "tile_size": tile_size,
-            "overlap": tile_overlap,
-            "batch_size": batch_size,
-            "device": torch_device,
-            "autocast_dtype": autocast,
-            "decode_kwargs": {
-                "confidence_threshold": confidence_threshold,
-                "centre_threshold": centre_threshold,
-                "min_area": min_area,
+        _, edges = segment_slide(
+            work,
+            image=_sdata.ArrayWindows(pixels, intensity_range),
+            points=points,
+            network=gsn_model.network,
+            options={
+                "rna_sigma": spec.rna_sigma,
+                "rna_mode": spec.rna_mode,
+                "tile_size": tile_size,
+                "overlap": tile_overlap,
+                "batch_size": batch_size,
+                "device": torch_device,
+                "autocast_dtype": autocast,
+                "decode_kwargs": {
+                    "confidence_threshold": confidence_threshold,
+                    "centre_threshold": centre_threshold,
+                    "min_area": min_area,
+                },
             },
-        },
-        client=client,
-        # A GPU stays in this process, batched; only CPU inference is spread over the cluster.
-        network_on_client=torch_device.type == "cpu",
-        progress=progress_bar,
-        on_binned=check_binned,
-    )
-    cell_ids, area, centroids = cell_table_arrays(work)
-    counts = count_matrix_from_runs(work, cell_ids, edges, len(points.gene_names))
-    params["distributed"] = client is not None
-    table = build_table(cell_ids, area, centroids, counts, points.gene_names, region=labels_key_added, params=params)
-    in_memory = not sdata.is_backed()
-    elements = {
-        labels_key_added: _slide.labels_element(work, image_el, in_memory=in_memory),
-        assignment_key_added: _slide.assignment_element(work, points_el, gene_key, in_memory=in_memory),
-        table_key_added: table,
-    }
-    _slide.store_and_release(sdata, work, elements, outputs, overwrite=overwrite, derived=(assignment_key_added,))
+            client=client,
+            # A GPU stays in this process, batched; only CPU inference is spread over the cluster.
+            network_on_client=torch_device.type == "cpu",
+            progress=progress_bar,
+            on_binned=check_binned,
+        )
+        cell_ids, area, centroids = cell_table_arrays(work)
+        counts = count_matrix_from_runs(work, cell_ids, edges, len(points.gene_names))
+        params["distributed"] = client is not None
+        table = build_table(
+            cell_ids, area, centroids, counts, points.gene_names, region=labels_key_added, params=params
+        )
+        in_memory = not sdata.is_backed()
+        elements = {
+            labels_key_added: _slide.labels_element(work, image_el, in_memory=in_memory),
+            assignment_key_added: _slide.assignment_element(work, points_el, gene_key, in_memory=in_memory),
+            table_key_added: table,
+        }
+        _slide.store_and_release(sdata, work, elements, outputs, overwrite=overwrite, derived=(assignment_key_added,))
     logger.info(
         "gsn.tl.segment: %d cells, %d transcripts assigned",
         table.n_obs,

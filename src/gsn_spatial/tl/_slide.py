@@ -26,9 +26,9 @@ PYRAMID_MIN_SIZE = 4096  # labels larger than this on a side get a multiscale py
 
 
 def run_directory(tool: str, fingerprint: dict[str, Any]) -> Path:
-    """Work directory of a run: ``<settings.work_dir or tmp>/gsn_spatial/<tool>-<hash of the fingerprint>``.
+    """Prefix of a run's work directory: ``<settings.work_dir or tmp>/gsn_spatial/<tool>-<hash>``.
 
-    The same inputs and parameters give the same directory, which is how
+    The same inputs and parameters give the same prefix, which is how
     ``recover=True`` finds an interrupted run.
     """
     base = Path(settings.work_dir) if settings.work_dir else Path(tempfile.gettempdir()) / "gsn_spatial"
@@ -41,7 +41,7 @@ def pyramid_factors(shape: tuple[int, int], image_element: Any) -> list[int] | N
     import xarray as xr
 
     if isinstance(image_element, xr.DataTree):
-        sizes = [int(_sdata.scale0(image_element[k]).sizes["y"]) for k in image_element.children]
+        sizes = [int(next(iter(image_element[k].values())).sizes["y"]) for k in image_element.children]
         sizes = sorted(sizes, reverse=True)
         factors = [round(a / b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
         if factors and all(f >= 2 for f in factors):
