@@ -216,7 +216,7 @@ CASES: list[tuple[str, Callable, Callable, type, str]] = [
     ("model_junk_file", no_setup, lambda s, t: seg(s, model=junk_model(t)), ValueError, "not a gsn_spatial model"),
     ("model_dict_file", no_setup, lambda s, t: seg(s, model=dict_model(t)), ValueError, "not a gsn_spatial model"),
     ("model_channels", no_setup, lambda s, t: seg(s, model=three_channel_model(t)), ValueError, "3 input channels"),
-    ("tile_overlap", no_setup, lambda s, t: seg(s, tile_overlap=300), ValueError, "tile_overlap"),
+    ("tile_overlap", no_setup, lambda s, t: seg(s, tile_size=256, tile_overlap=300), ValueError, "tile_overlap"),
     ("tile_size", no_setup, lambda s, t: seg(s, tile_size=100), ValueError, "tile_size"),
     ("block_halo", no_setup, lambda s, t: seg(s, block_halo=5000), ValueError, "block_halo"),
     ("block_size", no_setup, lambda s, t: seg(s, block_size=64), ValueError, "block_size"),

@@ -166,7 +166,7 @@ def test_errors_name_keys_and_parameters(tissue, model):
         gsn.tl.segment(tissue, model=model)
     del tissue["dapi2"]
     with pytest.raises(ValueError, match="tile_overlap"):
-        gsn.tl.segment(tissue, model=model, tile_overlap=256)
+        gsn.tl.segment(tissue, model=model, tile_size=256, tile_overlap=256)
     with pytest.raises(ValueError, match="no CUDA"):
         gsn.tl.segment(tissue, model=model, device="cuda")
     with pytest.raises(TypeError, match="model"):

@@ -18,7 +18,7 @@ class Keys:
 
 
 class Defaults:
-    TILE_SIZE = 256  # network window, as in the paper
+    TILE_SIZE = 256  # network window of tiled inference (segment default: one pass per block window)
     TILE_OVERLAP = 32
     BLOCK_SIZE = 1024  # cells are decoded per block; each cell is owned by the block holding its centre
     BLOCK_HALO = 64  # >= 2 cell diameters of typical cells at ~0.5 um / px

@@ -26,6 +26,7 @@ import torch
 
 from gsn_spatial.core.decode import decode_cells
 from gsn_spatial.core.density import density_halo, rna_density_window
+from gsn_spatial.core.network import GeneSegNet
 from gsn_spatial.core.tiling import predict_maps
 
 
@@ -163,7 +164,7 @@ def segment_window(
     *,
     rna_sigma: float,
     rna_mode: str = "sum",
-    tile_size: int = 256,
+    tile_size: int | None = 256,
     overlap: int = 32,
     batch_size: int = 8,
     device: torch.device | str = "cpu",
@@ -174,10 +175,14 @@ def segment_window(
 
     ``image`` is the normalised float32 window ``window`` of the image,
     ``points_xy`` the transcripts (image pixels) that can reach it. A decoded
-    cell is owned when its centre lies in ``core``. Returns the window-sized
-    uint32 labels and ``n``.
+    cell is owned when its centre lies in ``core``. ``tile_size=None`` runs
+    the network on the whole window at once. Returns the window-sized uint32
+    labels and ``n``.
     """
     wy0, wy1, wx0, wx1 = window
+    if tile_size is None:
+        m = GeneSegNet.INPUT_MULTIPLE
+        tile_size, overlap = -(-max(wy1 - wy0, wx1 - wx0) // m) * m, 0
     rna = rna_density_window(points_xy, (wy1 - wy0, wx1 - wx0), origin=(wx0, wy0), sigma=rna_sigma, mode=rna_mode)
     maps = predict_maps(
         network,
@@ -258,7 +263,7 @@ def segment_blocks(
     rna_mode: str = "sum",
     block_size: int = 1024,
     halo: int = 64,
-    tile_size: int = 256,
+    tile_size: int | None = 256,
     overlap: int = 32,
     batch_size: int = 8,
     device: torch.device | str = "cpu",
