@@ -15,6 +15,7 @@ FIGURES = {
     "01_quickstart.py": ["quickstart_overlay.png", "quickstart_clusters.png"],
     "02_xenium_breast.py": ["xenium_overlay.png", "xenium_clusters.png"],
     "03_cosmx_membrane.py": ["cosmx_input.png", "cosmx_coverage.png"],
+    "04_dask_cluster.py": ["dask_blocks.png"],
 }
 
 
