@@ -39,7 +39,7 @@ class SortedRuns:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.n_keys = int(n_keys)
         self.dtype = np.dtype(dtype)
-        self._open: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._open: dict[str, tuple[int, np.ndarray]] = {}
         self._runs: list[str] | None = None
 
     def _paths(self, run: str) -> tuple[Path, Path]:
@@ -70,10 +70,14 @@ class SortedRuns:
             self._runs = sorted(p.name[: -len(".bounds.npy")] for p in self.directory.glob("*.bounds.npy"))
         return self._runs
 
-    def _load(self, run: str) -> tuple[np.ndarray, np.ndarray]:
+    def _load(self, run: str) -> tuple[int, np.ndarray]:
+        """Byte offset of the records in the run's file, and the run's key bounds."""
         if run not in self._open:
             rec_path, bounds_path = self._paths(run)
-            self._open[run] = (np.load(rec_path, mmap_mode="r"), np.load(bounds_path))
+            with open(rec_path, "rb") as f:
+                version = np.lib.format.read_magic(f)
+                np.lib.format.read_array_header_1_0(f) if version == (1, 0) else np.lib.format.read_array_header_2_0(f)
+                self._open[run] = (f.tell(), np.load(bounds_path))
         return self._open[run]
 
     def read(self, key_start: int, key_stop: int | None = None) -> np.ndarray:
@@ -81,8 +85,14 @@ class SortedRuns:
         key_stop = key_start + 1 if key_stop is None else key_stop
         parts = []
         for run in self.runs():
-            records, bounds = self._load(run)
-            lo, hi = bounds[key_start], bounds[key_stop]
+            offset, bounds = self._load(run)
+            lo, hi = int(bounds[key_start]), int(bounds[key_stop])
             if hi > lo:
-                parts.append(np.asarray(records[lo:hi]))
+                # Plain reads of the byte range, not memory maps: mapped pages would stay resident in the
+                # process and make its memory grow with the slide.
+                parts.append(
+                    np.fromfile(
+                        self._paths(run)[0], dtype=self.dtype, count=hi - lo, offset=offset + lo * self.dtype.itemsize
+                    )
+                )
         return np.concatenate(parts) if parts else np.zeros(0, dtype=self.dtype)

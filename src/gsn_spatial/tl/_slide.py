@@ -78,11 +78,13 @@ def _with_cell_ids(part: pd.DataFrame, work: WorkDir, partition_info: dict | Non
     return part.assign(**{Keys.CELL_ID: cells.astype(np.int64)})
 
 
-def assignment_element(work: WorkDir, points_element: Any, gene_key: str, *, in_memory: bool) -> Any:
+def assignment_element(work: WorkDir, points_element: Any, gene_key: str, categories: list, *, in_memory: bool) -> Any:
     """The transcripts' ``x``, ``y`` and gene with a ``cell_id`` column, partition by partition."""
     from spatialdata.transformations import get_transformation
 
     frame = points_element[["x", "y", gene_key]]
+    # Known categories, so that the parser does not make a pass over all partitions to find them.
+    frame[gene_key] = frame[gene_key].astype(pd.CategoricalDtype(categories))
     meta = frame._meta.assign(**{Keys.CELL_ID: np.zeros(0, dtype=np.int64)})
     out = frame.map_partitions(_with_cell_ids, work, meta=meta)
     if in_memory:
