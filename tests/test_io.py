@@ -3,9 +3,9 @@
 from pathlib import Path
 
 import numpy as np
-import xarray as xr
 import pandas as pd
 import pytest
+import xarray as xr
 
 import gsn_spatial as gsn
 from gsn_spatial._sdata import points_to_pixels
