@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-CHILD_SEGMENT = """
+CHILD = """
 import json, sys, time
 import spatialdata as sd, gsn_spatial as gsn
 
@@ -29,32 +29,21 @@ def peak_rss_gb():
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 2**20
+
 sdata = sd.read_zarr(sys.argv[1])
 t = time.perf_counter()
-gsn.tl.segment(sdata, image_key="dapi", points_key="transcripts", overwrite=True)
+{call}
 wall = time.perf_counter() - t
-table = sdata.tables["gsn_table"]
-print(json.dumps({"wall": wall, "cells": table.n_obs, "assigned": int(table.X.sum()),
-                  "rss_gb": peak_rss_gb()}))
+table = sdata.tables["{table}"]
+print(json.dumps({{"wall": wall, "cells": table.n_obs, "assigned": int(table.X.sum()), "rss_gb": peak_rss_gb()}}))
 """
-
-CHILD_ASSIGN = """
-import json, sys, time
-import spatialdata as sd, gsn_spatial as gsn
-
-def peak_rss_gb():
-    # VmHWM belongs to this process's memory map; ru_maxrss would also count the parent's peak before exec.
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 2**20
-sdata = sd.read_zarr(sys.argv[1])
-t = time.perf_counter()
-gsn.tl.assign_transcripts(sdata, labels_key="cells", points_key="uniform", overwrite=True)
-wall = time.perf_counter() - t
-table = sdata.tables["cells_table"]
-print(json.dumps({"wall": wall, "cells": table.n_obs, "assigned": int(table.X.sum()),
-                  "rss_gb": peak_rss_gb()}))
-"""
+CHILD_SEGMENT = CHILD.format(
+    call='gsn.tl.segment(sdata, image_key="dapi", points_key="transcripts", overwrite=True)', table="gsn_table"
+)
+CHILD_ASSIGN = CHILD.format(
+    call='gsn.tl.assign_transcripts(sdata, labels_key="cells", points_key="uniform", overwrite=True)',
+    table="cells_table",
+)
 
 
 def ensure_slide(data_dir: Path, side: int) -> Path:

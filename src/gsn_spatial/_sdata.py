@@ -154,8 +154,8 @@ class PointsInPixels:
     gene_names: list[str]
 
 
-def read_points(points: dd.DataFrame, gene_key: str, to_pixels: np.ndarray, *, points_key: str) -> PointsInPixels:
-    """Read ``x``, ``y`` and the gene column of a points element and map them to pixels."""
+def _checked_genes(points: dd.DataFrame, gene_key: str, *, points_key: str) -> Any:
+    """The gene column of 2-D points, checked to be categorical."""
     if "z" in points.columns:
         raise ValueError(f"Points {points_key!r} have a `z` column; only 2-D points are supported.")
     genes = points[gene_key]
@@ -164,6 +164,12 @@ def read_points(points: dd.DataFrame, gene_key: str, to_pixels: np.ndarray, *, p
             f"Gene column {gene_key!r} of points {points_key!r} must be categorical (dtype {genes.dtype}); "
             "convert it with `.astype('category')` when building the points element."
         )
+    return genes
+
+
+def read_points(points: dd.DataFrame, gene_key: str, to_pixels: np.ndarray, *, points_key: str) -> PointsInPixels:
+    """Read ``x``, ``y`` and the gene column of a points element and map them to pixels."""
+    _checked_genes(points, gene_key, points_key=points_key)
     frame = points[["x", "y", gene_key]].compute()
     categories = frame[gene_key].cat.categories
     xy = frame[["x", "y"]].to_numpy(dtype=np.float64)
@@ -278,14 +284,7 @@ class PointsPartitions:
     """
 
     def __init__(self, points: dd.DataFrame, gene_key: str, to_pixels: np.ndarray, *, points_key: str):
-        if "z" in points.columns:
-            raise ValueError(f"Points {points_key!r} have a `z` column; only 2-D points are supported.")
-        genes = points[gene_key]
-        if not isinstance(genes.dtype, pd.CategoricalDtype):
-            raise TypeError(
-                f"Gene column {gene_key!r} of points {points_key!r} must be categorical (dtype {genes.dtype}); "
-                "convert it with `.astype('category')` when building the points element."
-            )
+        genes = _checked_genes(points, gene_key, points_key=points_key)
         if not genes.cat.known:
             genes = genes.cat.as_known()  # one pass over the gene column
         self.categories = list(genes.cat.categories)
