@@ -18,7 +18,7 @@ any size in bounded memory and in any order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,11 +122,6 @@ class BlockGrid:
         """
         r, c = self.row_col(block)
         return [(rr * (self.n_cols + 2) + c, rr * (self.n_cols + 2) + c + 3) for rr in range(r, r + 3)]
-
-
-def iter_blocks(shape: tuple[int, int], block_size: int, halo: int) -> Iterator[int]:
-    """Block numbers of a grid (kept for callers that only need to loop)."""
-    return iter(range(BlockGrid(shape, block_size, halo).n_blocks))
 
 
 class PointBins:
@@ -251,58 +246,3 @@ def label_stats(labels: np.ndarray, origin: tuple[int, int] = (0, 0)) -> tuple[n
     sum_y = np.bincount(inverse, weights=rows + origin[0] + 0.5, minlength=len(ids))
     sum_x = np.bincount(inverse, weights=cols + origin[1] + 0.5, minlength=len(ids))
     return ids.astype(np.int64), area.astype(np.int64), sum_y, sum_x
-
-
-def segment_blocks(
-    read_image: Callable[[int, int, int, int], np.ndarray],
-    points_xy: np.ndarray,
-    shape: tuple[int, int],
-    network: torch.nn.Module,
-    *,
-    rna_sigma: float,
-    rna_mode: str = "sum",
-    block_size: int = 1024,
-    halo: int = 64,
-    tile_size: int | None = 256,
-    overlap: int = 32,
-    batch_size: int = 8,
-    device: torch.device | str = "cpu",
-    autocast_dtype: torch.dtype | None = None,
-    decode_kwargs: dict | None = None,
-    progress: Callable[[Iterator], Iterator] | None = None,
-) -> np.ndarray:
-    """Labels ``(h, w)`` uint32 of a whole image held in memory (small images, tests).
-
-    The same per-block steps as the out-of-core :mod:`gsn_spatial.core.slide`
-    pipeline; ``read_image(y0, y1, x0, x1)`` returns the normalised float32
-    image window.
-    """
-    grid = BlockGrid(shape, block_size, halo)
-    check_block_geometry(block_size, halo, rna_sigma)
-    bins = PointBins(points_xy, shape, block_size)
-    results: dict[int, np.ndarray] = {}
-    counts = np.zeros(grid.n_blocks, dtype=np.int64)
-    blocks = range(grid.n_blocks)
-    for b in progress(blocks) if progress else blocks:
-        window = grid.window(b)
-        results[b], counts[b] = segment_window(
-            read_image(*window),
-            bins.around(*grid.row_col(b)),
-            window,
-            grid.core(b),
-            network,
-            rna_sigma=rna_sigma,
-            rna_mode=rna_mode,
-            tile_size=tile_size,
-            overlap=overlap,
-            batch_size=batch_size,
-            device=device,
-            autocast_dtype=autocast_dtype,
-            decode_kwargs=decode_kwargs,
-        )
-    offsets = np.concatenate([[0], np.cumsum(counts)])
-    labels = np.zeros(shape, dtype=np.uint32)
-    for b in range(grid.n_blocks):
-        y0, y1, x0, x1 = grid.core(b)
-        labels[y0:y1, x0:x1] = compose_core(grid, b, results.__getitem__, offsets)
-    return labels

@@ -34,10 +34,15 @@ def _finish(ax: Any, show: bool | None, save: str | Path | None) -> Any:
     return ax
 
 
-def _check_keys(labels_keys: Any) -> list[str]:
+def _check_keys(labels_keys: Any, names: Any = None) -> tuple[list[str], list[str]]:
+    """The labels keys and their display names (default: the keys), validated."""
     if isinstance(labels_keys, str) or not isinstance(labels_keys, (list, tuple)) or not labels_keys:
         raise TypeError("`labels_keys` must be a non-empty list of labels keys.")
-    return list(labels_keys)
+    keys = list(labels_keys)
+    names = list(names) if names is not None else keys
+    if len(names) != len(keys):
+        raise ValueError(f"`names` must have one entry per labels key ({len(keys)}), got {len(names)}.")
+    return keys, names
 
 
 def segmentation_overlay(
@@ -197,10 +202,7 @@ def metric_distributions(
 
     from gsn_spatial.qc import cell_metrics
 
-    keys = _check_keys(labels_keys)
-    names = list(names) if names is not None else keys
-    if len(names) != len(keys):
-        raise ValueError(f"`names` must have one entry per labels key ({len(keys)}), got {len(names)}.")
+    keys, names = _check_keys(labels_keys, names)
     if isinstance(metrics, str) or not metrics:
         raise TypeError("`metrics` must be a non-empty list of column names.")
     frames = [cell_metrics(sdata, labels_key=k, points_key=points_key, inplace=False) for k in keys]
@@ -256,10 +258,7 @@ def cell_calling_curve(
 
     from gsn_spatial.qc import cell_calling
 
-    keys = _check_keys(labels_keys)
-    names = list(names) if names is not None else keys
-    if len(names) != len(keys):
-        raise ValueError(f"`names` must have one entry per labels key ({len(keys)}), got {len(names)}.")
+    keys, names = _check_keys(labels_keys, names)
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.6))
     for key, name in zip(keys, names, strict=True):
@@ -302,10 +301,7 @@ def intensity_capture(
 
     from gsn_spatial.qc import intensity_capture as capture
 
-    keys = _check_keys(labels_keys)
-    names = list(names) if names is not None else keys
-    if len(names) != len(keys):
-        raise ValueError(f"`names` must have one entry per labels key ({len(keys)}), got {len(names)}.")
+    keys, names = _check_keys(labels_keys, names)
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(9, 3.6), squeeze=False)
     axes = np.ravel(axes)

@@ -6,7 +6,7 @@ import logging
 
 from spatialdata import SpatialData
 
-from gsn_spatial import __version__, _sdata
+from gsn_spatial import _sdata
 from gsn_spatial._settings import progress_bar
 from gsn_spatial.core.blocks import BlockGrid
 from gsn_spatial.core.slide import (
@@ -15,7 +15,6 @@ from gsn_spatial.core.slide import (
     assign_slide,
     cell_table_arrays,
     count_matrix_from_runs,
-    open_run,
 )
 from gsn_spatial.tl import _slide
 from gsn_spatial.tl._segment import build_table
@@ -104,15 +103,9 @@ def assign_transcripts(
     )
     shape = (int(labels.shape[0]), int(labels.shape[1]))
     params = {"labels_key": labels_key, "points_key": points_key, "gene_key": gene_key, "block_size": block_size}
-    fingerprint = {
-        "tool": "assign_transcripts",
-        "version": __version__,
-        "store": str(sdata.path) if sdata.is_backed() else None,
-        "shape": list(shape),
-        "n_partitions": points.n_partitions,
-        **params,
-    }
-    run_dir, _, lock = open_run(_slide.run_directory("assign", fingerprint), fingerprint, recover=recover)
+    run_dir, _, lock = _slide.open_tool_run(
+        "assign", sdata, shape=shape, n_partitions=points.n_partitions, params=params, recover=recover
+    )
     with lock:  # released however the run ends; the work directory stays on failure
         work = WorkDir(run_dir, BlockGrid(shape, block_size, 0), points.n_partitions)
         client = active_client()

@@ -18,7 +18,7 @@ from spatialdata.models import Labels2DModel, PointsModel
 from gsn_spatial import _sdata
 from gsn_spatial._constants import Keys
 from gsn_spatial._settings import settings
-from gsn_spatial.core.slide import WorkDir, partition_cells, remove_work_dir
+from gsn_spatial.core.slide import WorkDir, open_run, partition_cells, remove_work_dir
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,27 @@ def run_directory(tool: str, fingerprint: dict[str, Any]) -> Path:
     base = Path(settings.work_dir) if settings.work_dir else Path(tempfile.gettempdir()) / "gsn_spatial"
     digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return base / f"{tool}-{digest}"
+
+
+def open_tool_run(
+    tool: str, sdata: SpatialData, *, shape: tuple[int, int], n_partitions: int, params: dict[str, Any], recover: bool
+) -> tuple[Path, bool, Any]:
+    """Locked work directory of a run of ``tool`` on ``sdata`` (see :func:`gsn_spatial.core.slide.open_run`).
+
+    The fingerprint that ``recover=True`` matches on: the tool, the package version, the store, the
+    raster shape, the points' partitioning and ``params``.
+    """
+    from gsn_spatial import __version__
+
+    fingerprint = {
+        "tool": tool,
+        "version": __version__,
+        "store": str(sdata.path) if sdata.is_backed() else None,
+        "shape": list(shape),
+        "n_partitions": n_partitions,
+        **params,
+    }
+    return open_run(run_directory(tool, fingerprint), fingerprint, recover=recover)
 
 
 def pyramid_factors(shape: tuple[int, int], image_element: Any) -> list[int] | None:
