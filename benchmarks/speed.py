@@ -1,14 +1,16 @@
 """Speed of each stage and of ``gsn.tl.segment`` end to end, next to Cellpose 3.1's ``eval``, in one process.
 
 On one synthetic 2048 x 2048 tissue (about 0.66 M transcripts) it prints megapixels/s of
-(a) the network alone (one pass per 1152 px block window, as ``segment`` runs it),
-(b) the RNA location map, (c) decoding, (d) transcript assignment and
-(e) ``gsn.tl.segment`` end to end; then the same image through Cellpose 3.1's
-``CellposeModel(pretrained_model=False).eval`` (random weights: its timing,
+(a) the network alone (one pass per 1152 px block window, as ``segment`` runs it:
+batch norms folded, channels-last, bf16 where the CPU has it; also float32, and
+compiled with ``torch.compile``), (b) the RNA location map (binned, the
+default, and exact), (c) decoding, (d) transcript assignment and
+(e) ``gsn.tl.segment`` end to end (defaults, and with ``gsn.settings.compile``);
+then the same image through Cellpose 3.1's ``CellposeModel(pretrained_model=False).eval`` (random weights: its timing,
 not its masks, is what is compared) and the ratio. It also checks that the
 speed-ups leave quality unchanged: F1 against the truth of the default
-(bf16 where the CPU has it, one pass per window) and of the float32,
-50 %-overlap tiled reference.
+(bf16 where the CPU has it, one pass per window, binned RNA map) and of the
+float32, 50 %-overlap tiled reference with the exact RNA map.
 
 Cellpose 3.1 pins numpy < 2.1, so it lives in its own environment:
 
@@ -22,6 +24,7 @@ Without cellpose installed the Cellpose rows are skipped.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 import time
 
@@ -35,6 +38,7 @@ from gsn_spatial.core.blocks import BlockGrid
 from gsn_spatial.core.decode import decode_cells
 from gsn_spatial.core.density import rna_density_window
 from gsn_spatial.core.device import resolve_device
+from gsn_spatial.core.network import fold_batchnorm
 from gsn_spatial.core.slide import WorkDir, assign_slide
 from gsn_spatial.core.tiling import predict_maps
 
@@ -70,7 +74,7 @@ def main() -> None:
 
     sdata = gsn.datasets.synthetic_tissue((n, n), seed=args.seed)
     model = gsn.models.load("synthetic")
-    net = model.network
+    net = fold_batchnorm(model.network)  # as segment runs it
     device, autocast = resolve_device("cpu", cpu_bf16=gsn.settings.cpu_bf16)
     image = np.asarray(sdata.images["dapi"].values[0], dtype=np.float32)
     lo, hi = np.percentile(image, model.input.percentiles)
@@ -80,10 +84,14 @@ def main() -> None:
     genes = sdata.points["transcripts"]["gene"].compute().cat.codes.to_numpy()
     rows = []
 
-    # (b) RNA map of the whole image.
-    t_rna = timed(lambda: rna_density_window(xy, (n, n), sigma=model.input.rna_sigma, mode=model.input.rna_mode))
-    rows.append(("(b) RNA location map", mp / t_rna))
-    rna = rna_density_window(xy, (n, n), sigma=model.input.rna_sigma, mode=model.input.rna_mode)
+    # (b) RNA map of the whole image: the default (binned) and the exact sum of Gaussians.
+    spec = model.input
+    for method in ("binned", "exact"):
+        t_rna = timed(
+            lambda m=method: rna_density_window(xy, (n, n), sigma=spec.rna_sigma, mode=spec.rna_mode, method=m)
+        )
+        rows.append((f"(b) RNA location map, {method}", mp / t_rna))
+    rna = rna_density_window(xy, (n, n), sigma=spec.rna_sigma, mode=spec.rna_mode, method=spec.rna_method)
     inputs = np.stack([image, rna])
 
     # (a) Network alone: one pass per 1152 px window, as segment's default blocks (1024 + 2 * 64 halo).
@@ -94,6 +102,17 @@ def main() -> None:
     rows.append((f"(a) network, {'bf16' if autocast else 'float32'}, channels-last", 1152 * 1152 / 1e6 / t_net))
     t_net32 = timed(lambda: predict_maps(net, window, tile_size=1152, overlap=0, batch_size=1), 1)
     rows.append(("(a) network, float32, channels-last", 1152 * 1152 / 1e6 / t_net32))
+    compiled = fold_batchnorm(model.network)
+    compiled.compile(dynamic=False)
+    t0 = time.perf_counter()
+    predict_maps(compiled, window, tile_size=1152, overlap=0, batch_size=1, autocast_dtype=autocast)
+    t_compile = time.perf_counter() - t0
+    t_netc = timed(
+        lambda: predict_maps(compiled, window, tile_size=1152, overlap=0, batch_size=1, autocast_dtype=autocast),
+        2,
+        warmup=False,
+    )
+    rows.append((f"(a) network, {'bf16' if autocast else 'float32'}, torch.compile", 1152 * 1152 / 1e6 / t_netc))
 
     # (c) Decoding the maps of the whole image.
     maps = predict_maps(net, inputs, tile_size=1024, overlap=64, batch_size=1, autocast_dtype=autocast)
@@ -123,16 +142,24 @@ def main() -> None:
     t_seg = timed(lambda: gsn.tl.segment(sdata, model=model, overwrite=True))
     rows.append(("(e) gsn.tl.segment end to end (defaults)", mp / t_seg))
     f1_default = f1s(sdata)
+    gsn.settings.compile = True
+    try:
+        t_segc = timed(lambda: gsn.tl.segment(sdata, model=model, overwrite=True))  # the warm-up compiles
+    finally:
+        gsn.settings.compile = False
+    rows.append(("(e) gsn.tl.segment end to end, gsn.settings.compile (after compiling)", mp / t_segc))
+    f1_compiled = f1s(sdata)
 
-    # Quality reference: float32, 256 px tiles with the paper's 50 % overlap.
+    # Quality reference: float32, exact RNA map, 256 px tiles with the paper's 50 % overlap.
+    exact = dataclasses.replace(model, input=dataclasses.replace(model.input, rna_method="exact"))
     gsn.settings.cpu_bf16 = False
     try:
         t_ref = timed(
-            lambda: gsn.tl.segment(sdata, model=model, tile_size=256, tile_overlap=128, overwrite=True), warmup=False
+            lambda: gsn.tl.segment(sdata, model=exact, tile_size=256, tile_overlap=128, overwrite=True), warmup=False
         )
     finally:
         gsn.settings.cpu_bf16 = True
-    rows.append(("(e') segment, float32, 256 px tiles, 50 % overlap (reference)", mp / t_ref))
+    rows.append(("(e') segment, float32, exact RNA map, 256 px tiles, 50 % overlap (reference)", mp / t_ref))
     f1_ref = f1s(sdata)
 
     cellpose_rate = None
@@ -152,10 +179,12 @@ def main() -> None:
     print("|---|--:|")
     for name, rate in rows:
         print(f"| {name} | {rate:.2f} |")
+    print(f"\ntorch.compile of the network: {t_compile:.1f} s once per process")
     if cellpose_rate:
-        print(f"\nsegment end to end / Cellpose eval: {mp / t_seg / cellpose_rate:.1f}x")
+        print(f"segment end to end / Cellpose eval: {mp / t_seg / cellpose_rate:.1f}x")
     print(
         f"\nF1@0.5 / F1@0.75 against the truth: defaults {f1_default[0]:.4f} / {f1_default[1]:.4f}; "
+        f"compiled {f1_compiled[0]:.4f} / {f1_compiled[1]:.4f}; "
         f"float32 50 %-overlap reference {f1_ref[0]:.4f} / {f1_ref[1]:.4f}; "
         f"differences {f1_default[0] - f1_ref[0]:+.4f} / {f1_default[1] - f1_ref[1]:+.4f}"
     )

@@ -59,3 +59,31 @@ def test_rejects_bad_parameters():
         rna_density_window(np.zeros((1, 2)), (4, 4), sigma=-1)
     with pytest.raises(ValueError, match="mode"):
         rna_density_window(np.zeros((1, 2)), (4, 4), mode="mean")
+
+
+@pytest.mark.parametrize("sigma", [1.0, 1.5, 3.0])
+def test_binned_equals_exact_at_pixel_centres(sigma):
+    # Transcripts at pixel centres, including some outside the window that reach into it.
+    rng = np.random.default_rng(7)
+    pts = np.floor(rng.uniform(-12, 60, size=(300, 2))) + 0.5
+    exact = rna_density_window(pts, (40, 50), origin=(3.0, -2.0), sigma=sigma, method="exact")
+    binned = rna_density_window(pts, (40, 50), origin=(3.0, -2.0), sigma=sigma, method="binned")
+    assert exact.max() > 0.5
+    np.testing.assert_allclose(binned, exact, atol=1e-5)
+
+
+def test_binned_moves_each_transcript_at_most_half_a_pixel():
+    # One transcript off-centre: the binned map is the exact map of the transcript at its pixel's centre.
+    pt = np.array([[10.9, 7.2]])
+    binned = rna_density_window(pt, (20, 20), sigma=1.5, method="binned")
+    at_centre = rna_density_window(np.array([[10.5, 7.5]]), (20, 20), sigma=1.5, method="exact")
+    exact = rna_density_window(pt, (20, 20), sigma=1.5, method="exact")
+    np.testing.assert_allclose(binned, at_centre, atol=1e-6)
+    assert 0 < np.abs(binned - exact).max() < 0.25
+
+
+def test_binned_rejects_max_mode_and_unknown_method():
+    with pytest.raises(ValueError, match="binned"):
+        rna_density_window(np.zeros((1, 2)), (4, 4), mode="max", method="binned")
+    with pytest.raises(ValueError, match="method"):
+        rna_density_window(np.zeros((1, 2)), (4, 4), method="nearest")

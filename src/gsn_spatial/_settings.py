@@ -20,6 +20,12 @@ class Settings:
         (AMX / AVX-512 bf16); elsewhere inference stays float32. Measured
         1.5-1.8x faster with F1 within 0.002 of float32
         (``benchmarks/precision.py``).
+    compile
+        Compile the network with ``torch.compile`` in ``gsn.tl.segment``
+        (the first window then waits for the compilation, about 35 s on the
+        2-core CPU; afterwards the network runs about 1.7x faster there,
+        ``benchmarks/speed.py``). Worth it for slides of more than a few
+        hundred megapixels; off by default. Needs a C++ compiler on CPU.
     progress
         Show progress bars.
     work_dir
@@ -33,6 +39,7 @@ class Settings:
 
     device: str = "auto"
     cpu_bf16: bool = True
+    compile: bool = False
     progress: bool = False
     work_dir: str | None = None
 

@@ -159,6 +159,7 @@ def segment_window(
     *,
     rna_sigma: float,
     rna_mode: str = "sum",
+    rna_method: str = "exact",
     tile_size: int | None = 256,
     overlap: int = 32,
     batch_size: int = 8,
@@ -178,7 +179,9 @@ def segment_window(
     if tile_size is None:
         m = GeneSegNet.INPUT_MULTIPLE
         tile_size, overlap = -(-max(wy1 - wy0, wx1 - wx0) // m) * m, 0
-    rna = rna_density_window(points_xy, (wy1 - wy0, wx1 - wx0), origin=(wx0, wy0), sigma=rna_sigma, mode=rna_mode)
+    rna = rna_density_window(
+        points_xy, (wy1 - wy0, wx1 - wx0), origin=(wx0, wy0), sigma=rna_sigma, mode=rna_mode, method=rna_method
+    )
     maps = predict_maps(
         network,
         np.stack([image, rna]),
@@ -235,14 +238,27 @@ def label_stats(labels: np.ndarray, origin: tuple[int, int] = (0, 0)) -> tuple[n
     >>> ids, area, sy, sx = label_stats(np.array([[0, 2], [2, 2]]), origin=(10, 0))
     >>> ids.tolist(), area.tolist(), (sy / area).tolist(), (sx / area).tolist()
     ([2], [3], [11.166666666666666], [1.1666666666666667])
+    >>> label_stats(np.array([[7, 0], [10**9, 7]]))[:2]  # sparse ids take the np.unique path
+    (array([         7, 1000000000]), array([2, 1]))
     """
     flat = labels.ravel()
     nz = np.flatnonzero(flat)
     if len(nz) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, np.zeros(0), np.zeros(0)
-    ids, inverse, area = np.unique(flat[nz], return_inverse=True, return_counts=True)
+    values = flat[nz].astype(np.int64)
     rows, cols = np.divmod(nz, labels.shape[1])
+    lo, hi = int(values.min()), int(values.max())
+    if hi - lo < 4 * len(nz) + 1024:
+        # A block's ids are a narrow range (offset + local ids): bincount is 10x faster than np.unique's sort.
+        inverse = values - lo
+        area = np.bincount(inverse, minlength=hi - lo + 1)
+        present = np.flatnonzero(area)
+        ids, area = present + lo, area[present]
+        sum_y = np.bincount(inverse, weights=rows + origin[0] + 0.5, minlength=hi - lo + 1)[present]
+        sum_x = np.bincount(inverse, weights=cols + origin[1] + 0.5, minlength=hi - lo + 1)[present]
+        return ids.astype(np.int64), area.astype(np.int64), sum_y, sum_x
+    ids, inverse, area = np.unique(values, return_inverse=True, return_counts=True)  # sparse ids (vendor labels)
     sum_y = np.bincount(inverse, weights=rows + origin[0] + 0.5, minlength=len(ids))
     sum_x = np.bincount(inverse, weights=cols + origin[1] + 0.5, minlength=len(ids))
     return ids.astype(np.int64), area.astype(np.int64), sum_y, sum_x

@@ -4,10 +4,20 @@
 centres. Pixel ``(row, col)`` covers ``[col, col + 1) x [row, row + 1)``, so its
 centre is ``(col + 0.5, row + 0.5)``.
 
-Each Gaussian is separable, so the map of a window is ``Gy.T @ Gx`` with sparse
-``Gy`` (points x rows) and ``Gx`` (points x columns) holding only the
-``2 * ceil(truncate * sigma) + 1`` non-zero taps of every point. Memory is
-O(points * taps + window), never O(points * window) as in the authors' code.
+Two ways to compute it (``method``):
+
+- ``"exact"``: each Gaussian is separable, so the map of a window is
+  ``Gy.T @ Gx`` with sparse ``Gy`` (points x rows) and ``Gx`` (points x
+  columns) holding only the ``2 * ceil(truncate * sigma) + 1`` non-zero taps
+  of every point. Memory is O(points * taps + window), never
+  O(points * window) as in the authors' code.
+- ``"binned"``: transcripts are counted per pixel and the count image is
+  correlated with the same (unnormalised) 1-D taps along each axis. This is
+  the exact sum for transcripts at pixel centres; elsewhere each transcript
+  moves by at most half a pixel to its pixel's centre, which on average acts
+  like a Gaussian of ``sqrt(sigma^2 + 1/12)`` (2 % wider at sigma 1.5). It
+  is 11x faster at 0.1 transcripts per pixel (``benchmarks/speed.py``) and
+  its cost does not grow with the transcript density.
 """
 
 from __future__ import annotations
@@ -16,9 +26,11 @@ import math
 
 import numpy as np
 import scipy.sparse as sp
+from scipy import ndimage
 from scipy.spatial import cKDTree
 
 DENSITY_MODES = ("sum", "max")
+DENSITY_METHODS = ("exact", "binned")
 
 
 def density_halo(sigma: float, truncate: float = 4.0) -> int:
@@ -44,6 +56,7 @@ def rna_density_window(
     origin: tuple[float, float] = (0.0, 0.0),
     sigma: float = 7.0,
     mode: str = "sum",
+    method: str = "exact",
     truncate: float = 4.0,
 ) -> np.ndarray:
     """RNA location map of one window.
@@ -63,6 +76,9 @@ def rna_density_window(
     mode
         ``"sum"``: the paper's Eq. 5, sum of Gaussians clipped at 1.
         ``"max"``: pixel-wise maximum, what the authors' code computed.
+    method
+        ``"exact"`` or ``"binned"`` (transcripts counted per pixel, then one
+        separable Gaussian filter; ``"sum"`` mode only). See the module notes.
     truncate
         Each Gaussian is cut at ``truncate * sigma`` pixels (``exp(-8)`` for 4).
 
@@ -81,6 +97,10 @@ def rna_density_window(
         raise ValueError(f"`sigma` must be positive, got {sigma}.")
     if mode not in DENSITY_MODES:
         raise ValueError(f"`mode` must be one of {DENSITY_MODES}, got {mode!r}.")
+    if method not in DENSITY_METHODS:
+        raise ValueError(f"`method` must be one of {DENSITY_METHODS}, got {method!r}.")
+    if method == "binned" and mode != "sum":
+        raise ValueError('`method="binned"` computes the `mode="sum"` map only.')
     h, w = int(shape[0]), int(shape[1])
     xy = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
     x = xy[:, 0] - origin[0]
@@ -90,6 +110,8 @@ def rna_density_window(
     x, y = x[keep], y[keep]
     if len(x) == 0 or h == 0 or w == 0:
         return np.zeros((h, w), dtype=np.float32)
+    if method == "binned":
+        return _binned_sum(x, y, (h, w), sigma, radius)
     if mode == "max":
         tree = cKDTree(np.stack([x, y], axis=1))
         cols, rows = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
@@ -103,3 +125,19 @@ def rna_density_window(
     gx = sp.csr_matrix((cw, (ci, cp)), shape=(n, w))
     dense = (gy @ gx).toarray()
     return np.minimum(dense, 1.0).astype(np.float32)
+
+
+def _binned_sum(x: np.ndarray, y: np.ndarray, shape: tuple[int, int], sigma: float, radius: int) -> np.ndarray:
+    """Eq. 5 from per-pixel counts (``x``, ``y`` relative to the window, within its reach)."""
+    h, w = shape
+    # Count on the window plus a ``radius`` margin, so that transcripts just outside reach in.
+    ph, pw = h + 2 * radius, w + 2 * radius
+    col = np.floor(x).astype(np.int64) + radius
+    row = np.floor(y).astype(np.int64) + radius
+    ok = (col >= 0) & (col < pw) & (row >= 0) & (row < ph)
+    counts = np.bincount(row[ok] * pw + col[ok], minlength=ph * pw).reshape(ph, pw).astype(np.float32)
+    # The taps of the exact method (peak 1, not normalised): identical for transcripts at pixel centres.
+    taps = np.exp(-(np.arange(-radius, radius + 1, dtype=np.float64) ** 2) / (2.0 * sigma * sigma))
+    out = ndimage.correlate1d(counts, taps.astype(np.float32), axis=0, mode="constant")
+    out = ndimage.correlate1d(out, taps.astype(np.float32), axis=1, mode="constant")
+    return np.minimum(out[radius : radius + h, radius : radius + w], 1.0)

@@ -11,7 +11,7 @@ from spatialdata.transformations import get_transformation
 from gsn_spatial import _sdata
 from gsn_spatial._constants import Keys
 from gsn_spatial.core.blocks import PointBins
-from gsn_spatial.core.density import density_halo, rna_density_window
+from gsn_spatial.core.density import DENSITY_METHODS, density_halo, rna_density_window
 
 
 def rna_density(
@@ -22,6 +22,7 @@ def rna_density(
     gene_key: str | None = None,
     sigma: float = 7.0,
     mode: str = "sum",
+    method: str = "exact",
     chunk_size: int = 1024,
     key_added: str = Keys.RNA_DENSITY,
     overwrite: bool = False,
@@ -45,6 +46,11 @@ def rna_density(
         Gaussian standard deviation in pixels (the paper's 7 by default).
     mode
         ``"sum"`` (Eq. 5) or ``"max"`` (the authors' code).
+    method
+        ``"exact"`` (the sum of Gaussians at pixel centres) or ``"binned"``
+        (transcripts counted per pixel, then one separable Gaussian filter:
+        about 11x faster, each transcript moved at most half a pixel; what
+        ``gsn.tl.segment`` uses with the shipped models).
     chunk_size
         Chunk size of the dask image.
     key_added
@@ -66,6 +72,8 @@ def rna_density(
     _sdata.check_new_keys(sdata, {key_added: "images"}, overwrite=overwrite)
     if sigma <= 0:
         raise ValueError(f"`sigma` must be positive, got {sigma}.")
+    if method not in DENSITY_METHODS or (method == "binned" and mode != "sum"):
+        raise ValueError(f'`method` must be "exact", or "binned" with mode="sum"; got {method!r} with mode={mode!r}.')
     if chunk_size < density_halo(sigma):
         raise ValueError(f"`chunk_size`={chunk_size} must be at least the Gaussian's reach {density_halo(sigma)} px.")
     image_el = sdata.images[image_key]
@@ -81,7 +89,9 @@ def rna_density(
     def block(block_info=None):
         (y0, y1), (x0, x1) = block_info[None]["array-location"][1:]
         near = bins.around(y0 // chunk_size, x0 // chunk_size)
-        return rna_density_window(near, (y1 - y0, x1 - x0), origin=(x0, y0), sigma=sigma, mode=mode)[None]
+        return rna_density_window(near, (y1 - y0, x1 - x0), origin=(x0, y0), sigma=sigma, mode=mode, method=method)[
+            None
+        ]
 
     chunks = ((1,), *(tuple(min(chunk_size, n - s) for s in range(0, n, chunk_size)) for n in shape))
     lazy = da.map_blocks(block, dtype=np.float32, chunks=chunks, meta=np.array((), dtype=np.float32))

@@ -63,7 +63,9 @@ class ResolvedInputs:
     def full_inputs(self, spec: InputSpec) -> np.ndarray:
         """``(2, h, w)`` ``[image, rna_density]`` of the whole image (for training-sized images)."""
         h, w = self.shape
-        rna = rna_density_window(self.points.xy_pixels, (h, w), sigma=spec.rna_sigma, mode=spec.rna_mode)
+        rna = rna_density_window(
+            self.points.xy_pixels, (h, w), sigma=spec.rna_sigma, mode=spec.rna_mode, method=spec.rna_method
+        )
         return np.stack([self.image_window(0, h, 0, w), rna])
 
 
