@@ -73,6 +73,33 @@ def test_distributed_matches_local(model):
     assert (local.tables["gsn_table"].X != remote.tables["gsn_table"].X).nnz == 0
 
 
+def test_gpu_layout_network_here_other_steps_on_cluster(model, monkeypatch):
+    # With a GPU, the network stays in this process and only binning, stitching and assignment go to the
+    # cluster (network_on_client=False). The same layout on the CPU must give the local result exactly.
+    distributed = pytest.importorskip("distributed")
+    import gsn_spatial.tl._segment as seg_module
+
+    local = gsn.datasets.synthetic_tissue((512, 512), seed=8)
+    split = sd.SpatialData(images=dict(local.images), points=dict(local.points))
+    gsn.tl.segment(local, model=model, block_size=256)
+    calls = []
+    real = seg_module.segment_slide
+
+    def network_here(*args, **kwargs):
+        calls.append(kwargs["client"] is not None)
+        return real(*args, **{**kwargs, "network_on_client": False})
+
+    monkeypatch.setattr(seg_module, "segment_slide", network_here)
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.Client(cluster),
+    ):
+        gsn.tl.segment(split, model=model, block_size=256)
+    assert calls == [True]
+    np.testing.assert_array_equal(local.labels["gsn_labels"].values, split.labels["gsn_labels"].values)
+    np.testing.assert_array_equal(_assignment(local), _assignment(split))
+
+
 _RUN = textwrap.dedent(
     """
     import sys, spatialdata as sd, gsn_spatial as gsn
