@@ -108,6 +108,19 @@ def test_segment_overwrite_and_new_keys(segmented, copy, capsys):
     assert "second_tx" in back.points
 
 
+def test_segment_compile_flag(segmented, copy):
+    path = copy(segmented)
+    argv = ["segment", str(path), "--labels-key-added", "compiled", "--table-key-added", "compiled_table"]
+    # The block geometry of tests/test_inference.py, so one compiled shape serves both.
+    argv += ["--assignment-key-added", "compiled_tx", "--block-size", "256", "--block-halo", "32", "--compile"]
+    assert main(argv) == 0
+    assert gsn.settings.compile is False  # restored after the command
+    back = sd.read_zarr(path)
+    assert back.tables["compiled_table"].uns["gsn"]["params"]["compiled"] is True
+    assert back.tables["gsn_table"].uns["gsn"]["params"]["compiled"] is False
+    assert gsn.qc.match_reference(back, labels_key="compiled", reference_key="cells")["f1"] > 0.8
+
+
 def test_qc_table(segmented, tmp_path, capsys):
     out = tmp_path / "qc" / "table.csv"
     argv = ["qc", str(segmented), "--labels-keys", "gsn_labels", "nuclei", "--reference-key", "cells"]

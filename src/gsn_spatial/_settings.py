@@ -22,8 +22,8 @@ class Settings:
         (``benchmarks/precision.py``).
     compile
         Compile the network with ``torch.compile`` in ``gsn.tl.segment``
-        (the first window then waits for the compilation, about 35 s on the
-        2-core CPU; afterwards the network runs about 1.7x faster there,
+        (the first window then waits for the compilation, 16-35 s on the
+        2-core CPU; afterwards the network runs about 1.5x faster there,
         ``benchmarks/speed.py``). Worth it for slides of more than a few
         hundred megapixels; off by default. Needs a C++ compiler on CPU.
     progress
