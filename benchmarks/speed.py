@@ -1,6 +1,6 @@
 """Speed of each stage and of ``gsn.tl.segment`` end to end, next to Cellpose 3.1's ``eval``, in one process.
 
-On one synthetic 2048 x 2048 tissue (about 0.66 M transcripts) it prints megapixels/s of
+On one synthetic 2048 x 2048 tissue (about 0.44 M transcripts) it prints megapixels/s of
 (a) the network alone (one pass per 1152 px block window, as ``segment`` runs it:
 batch norms folded, channels-last, bf16 where the CPU has it; also float32, and
 compiled with ``torch.compile``), (b) the RNA location map (binned, the
