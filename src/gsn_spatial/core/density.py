@@ -33,6 +33,18 @@ DENSITY_MODES = ("sum", "max")
 DENSITY_METHODS = ("exact", "binned")
 
 
+def check_density_options(sigma: float, mode: str, method: str) -> None:
+    """Raise ``ValueError`` for an RNA map that cannot be computed (callers that compute lazily check first)."""
+    if sigma <= 0:
+        raise ValueError(f"`sigma` must be positive, got {sigma}.")
+    if mode not in DENSITY_MODES:
+        raise ValueError(f"`mode` must be one of {DENSITY_MODES}, got {mode!r}.")
+    if method not in DENSITY_METHODS:
+        raise ValueError(f"`method` must be one of {DENSITY_METHODS}, got {method!r}.")
+    if method == "binned" and mode != "sum":
+        raise ValueError('`method="binned"` computes the `mode="sum"` map only.')
+
+
 def density_halo(sigma: float, truncate: float = 4.0) -> int:
     """Pixels around a window whose points still reach into it."""
     return int(math.ceil(truncate * sigma)) + 1
@@ -93,14 +105,7 @@ def rna_density_window(
     >>> float(g[5, 5])
     1.0
     """
-    if sigma <= 0:
-        raise ValueError(f"`sigma` must be positive, got {sigma}.")
-    if mode not in DENSITY_MODES:
-        raise ValueError(f"`mode` must be one of {DENSITY_MODES}, got {mode!r}.")
-    if method not in DENSITY_METHODS:
-        raise ValueError(f"`method` must be one of {DENSITY_METHODS}, got {method!r}.")
-    if method == "binned" and mode != "sum":
-        raise ValueError('`method="binned"` computes the `mode="sum"` map only.')
+    check_density_options(sigma, mode, method)
     h, w = int(shape[0]), int(shape[1])
     xy = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
     x = xy[:, 0] - origin[0]

@@ -11,7 +11,7 @@ from spatialdata.transformations import get_transformation
 from gsn_spatial import _sdata
 from gsn_spatial._constants import Keys
 from gsn_spatial.core.blocks import PointBins
-from gsn_spatial.core.density import DENSITY_METHODS, density_halo, rna_density_window
+from gsn_spatial.core.density import check_density_options, density_halo, rna_density_window
 
 
 def rna_density(
@@ -70,10 +70,7 @@ def rna_density(
     image_key = _sdata.resolve_key(sdata, "images", image_key, parameter="image_key")
     points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")
     _sdata.check_new_keys(sdata, {key_added: "images"}, overwrite=overwrite)
-    if sigma <= 0:
-        raise ValueError(f"`sigma` must be positive, got {sigma}.")
-    if method not in DENSITY_METHODS or (method == "binned" and mode != "sum"):
-        raise ValueError(f'`method` must be "exact", or "binned" with mode="sum"; got {method!r} with mode={mode!r}.')
+    check_density_options(sigma, mode, method)  # before any chunk is computed
     if chunk_size < density_halo(sigma):
         raise ValueError(f"`chunk_size`={chunk_size} must be at least the Gaussian's reach {density_halo(sigma)} px.")
     image_el = sdata.images[image_key]
