@@ -89,28 +89,20 @@ def main() -> None:
 
     autocast = torch.bfloat16 if gsn.settings.cpu_bf16 else None
     x = torch.from_numpy(np.stack([image, binned])[None]).contiguous(memory_format=torch.channels_last)
-    plain = model.network.eval().to(memory_format=torch.channels_last)
-    folded = net_module.fold_batchnorm(model.network).to(memory_format=torch.channels_last)
+    network = model.network.eval().to(memory_format=torch.channels_last)
 
-    def forward(network: torch.nn.Module) -> Callable[[], torch.Tensor]:
-        def run() -> torch.Tensor:
-            with torch.inference_mode(), torch.autocast("cpu", dtype=autocast, enabled=autocast is not None):
-                return network.predict(x)
-
-        return run
-
-    diff = (forward(plain)() - forward(folded)()).abs().max().item()
-    t = alternate(forward(plain), forward(folded), args.repeats)
-    rows.append(("network: batch norms as they are -> folded (12 of 33)", *t, f"max |diff| {diff:.3f}"))
+    def forward() -> torch.Tensor:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=autocast, enabled=autocast is not None):
+            return network.predict(x)
 
     def swap(fn: Callable, attr: tuple[type, str]) -> Callable[[], torch.Tensor]:
         def run() -> torch.Tensor:
-            new = getattr(*attr)
+            current = getattr(*attr)
             setattr(*attr, fn)
             try:
-                return forward(folded)()
+                return forward()
             finally:
-                setattr(*attr, new)
+                setattr(*attr, current)
 
         return run
 
@@ -118,18 +110,10 @@ def main() -> None:
         z = self.project(F.interpolate(z, size=skip.shape[-2:], mode="bilinear", align_corners=False))
         return self.block2(self.block1(z, skip))
 
-    def out_of_place(self, x_in, skip=None):
-        h = self.f1(x_in)
-        if skip is not None:
-            h = h + skip
-        return x_in + self.f2(h)
-
-    t = alternate(swap(upsample_then_project, (net_module.DecoderScale, "forward")), forward(folded), args.repeats)
+    t = alternate(swap(upsample_then_project, (net_module.DecoderScale, "forward")), forward, args.repeats)
     rows.append(("network: up-sample then project -> project then up-sample", *t, "same function"))
-    t = alternate(swap(out_of_place, (net_module.ResidualBlock, "forward")), forward(folded), args.repeats)
-    rows.append(("network: residual sums out of place -> in place", *t, "same function"))
 
-    maps = predict_maps(folded, np.stack([image, binned]), tile_size=SIDE, overlap=0, autocast_dtype=autocast)
+    maps = predict_maps(network, np.stack([image, binned]), tile_size=SIDE, overlap=0, autocast_dtype=autocast)
     centres = find_centres(maps[1])
     old, new = (
         tree_votes(maps[0], maps[2:4], centres, 10.0),

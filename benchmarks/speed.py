@@ -2,7 +2,7 @@
 
 On one synthetic 2048 x 2048 tissue (about 0.44 M transcripts) it prints megapixels/s of
 (a) the network alone (one pass per 1152 px block window, as ``segment`` runs it:
-batch norms folded, channels-last, bf16 where the CPU has it; also float32, and
+channels-last, bf16 where the CPU has it; also float32, and
 compiled with ``torch.compile``), (b) the RNA location map (binned, the
 default, and exact), (c) decoding, (d) transcript assignment and
 (e) ``gsn.tl.segment`` end to end (defaults, and with ``gsn.settings.compile``);
@@ -24,6 +24,7 @@ Without cellpose installed the Cellpose rows are skipped.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import tempfile
 import time
@@ -38,7 +39,6 @@ from gsn_spatial.core.blocks import BlockGrid
 from gsn_spatial.core.decode import decode_cells
 from gsn_spatial.core.density import rna_density_window
 from gsn_spatial.core.device import resolve_device
-from gsn_spatial.core.network import fold_batchnorm
 from gsn_spatial.core.slide import WorkDir, assign_slide
 from gsn_spatial.core.tiling import predict_maps
 
@@ -74,7 +74,7 @@ def main() -> None:
 
     sdata = gsn.datasets.synthetic_tissue((n, n), seed=args.seed)
     model = gsn.models.load("synthetic")
-    net = fold_batchnorm(model.network)  # as segment runs it
+    net = model.network
     device, autocast = resolve_device("cpu", cpu_bf16=gsn.settings.cpu_bf16)
     image = np.asarray(sdata.images["dapi"].values[0], dtype=np.float32)
     lo, hi = np.percentile(image, model.input.percentiles)
@@ -102,7 +102,7 @@ def main() -> None:
     rows.append((f"(a) network, {'bf16' if autocast else 'float32'}, channels-last", 1152 * 1152 / 1e6 / t_net))
     t_net32 = timed(lambda: predict_maps(net, window, tile_size=1152, overlap=0, batch_size=1), 1)
     rows.append(("(a) network, float32, channels-last", 1152 * 1152 / 1e6 / t_net32))
-    compiled = fold_batchnorm(model.network)
+    compiled = copy.deepcopy(model.network)
     compiled.compile(dynamic=False)
     t0 = time.perf_counter()
     predict_maps(compiled, window, tile_size=1152, overlap=0, batch_size=1, autocast_dtype=autocast)

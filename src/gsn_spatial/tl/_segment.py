@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 from pathlib import Path
@@ -22,7 +23,7 @@ from gsn_spatial._settings import progress_bar, settings
 from gsn_spatial.core.blocks import BlockGrid, check_block_geometry
 from gsn_spatial.core.device import resolve_device
 from gsn_spatial.core.intensity import sample_percentiles
-from gsn_spatial.core.network import GeneSegNet, fold_batchnorm
+from gsn_spatial.core.network import GeneSegNet
 from gsn_spatial.core.slide import (
     WorkDir,
     active_client,
@@ -271,13 +272,14 @@ def segment(
         if not resumed:
             work.create_arrays()
         client = active_client()
-        # Batch norms folded into convolutions: 12 of 33 fewer passes over the feature maps (benchmarks/speed.py).
-        network = fold_batchnorm(gsn_model.network).to(torch_device)
+        network = gsn_model.network.to(torch_device)
         window_tile = tile_size
         if settings.compile and (client is None or torch_device.type != "cpu"):
-            # One input shape for every window (edge windows zero-padded), so the network compiles once.
+            # One input shape for every window (edge windows zero-padded), so the network compiles once;
+            # compiled in a copy, so that the caller's model stays a plain module.
             m = GeneSegNet.INPUT_MULTIPLE
             window_tile = tile_size or -(-grid.window_size // m) * m
+            network = copy.deepcopy(network)
             network.compile(dynamic=False)
 
         def check_binned(lengths: list[int], inside: int) -> None:
