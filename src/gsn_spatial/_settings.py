@@ -23,7 +23,7 @@ class Settings:
     compile
         Compile the network with ``torch.compile`` in ``gsn.tl.segment``
         (the first window then waits for the compilation, 16-35 s on the
-        2-core CPU; afterwards the network runs about 1.5x faster there,
+        2-core CPU; afterwards the network runs 1.2-1.5x faster there,
         ``benchmarks/speed.py``). Worth it for slides of more than a few
         hundred megapixels; off by default. Needs a C++ compiler on CPU.
     progress

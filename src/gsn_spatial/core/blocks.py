@@ -250,7 +250,8 @@ def label_stats(labels: np.ndarray, origin: tuple[int, int] = (0, 0)) -> tuple[n
     rows, cols = np.divmod(nz, labels.shape[1])
     lo, hi = int(values.min()), int(values.max())
     if hi - lo < 4 * len(nz) + 1024:
-        # A block's ids are a narrow range (offset + local ids): bincount is 10x faster than np.unique's sort.
+        # A block's ids are a narrow range (offset + local ids): bincount beats np.unique's sort (1.5x for
+        # this function, benchmarks/levers.py).
         inverse = values - lo
         area = np.bincount(inverse, minlength=hi - lo + 1)
         present = np.flatnonzero(area)

@@ -45,8 +45,8 @@ def assign_pixels(
     inequality). Candidates come from a coarse nearest-centre map; the votes
     that fail the test (near a Voronoi boundary, a few per cent) are looked up
     in the tree. Same result as querying the tree for every vote
-    (``tests/test_inference.py``); decoding is 1.8x faster for it on the
-    2-core CPU.
+    (``tests/test_inference.py``), 2.3x faster on a block window on the
+    2-core CPU (``benchmarks/levers.py``).
     """
     h, w = confidence.shape
     out = np.zeros(h * w, dtype=np.int64)

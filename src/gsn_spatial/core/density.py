@@ -16,8 +16,9 @@ Two ways to compute it (``method``):
   the exact sum for transcripts at pixel centres; elsewhere each transcript
   moves by at most half a pixel to its pixel's centre, which on average acts
   like a Gaussian of ``sqrt(sigma^2 + 1/12)`` (2 % wider at sigma 1.5). It
-  is 11x faster at 0.1 transcripts per pixel (``benchmarks/speed.py``) and
-  its cost does not grow with the transcript density.
+  is about 9x faster on a block window at 0.1 transcripts per pixel
+  (``benchmarks/levers.py``) and its cost does not grow with the transcript
+  density.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ class InputSpec:
 
     rna_sigma: float = 7.0  # pixels; the paper's sigma
     rna_mode: str = "sum"  # Eq. 5; "max" is what the authors' code did
-    # "binned": per-pixel counts and one separable Gaussian filter, 11x faster than "exact" and the same F1
+    # "binned": per-pixel counts and one separable Gaussian filter, ~9x faster than "exact" and the same F1
     # (benchmarks/speed.py); model files saved before this field existed load with it too.
     rna_method: str = "binned"
     percentiles: tuple[float, float] = (1.0, 99.5)

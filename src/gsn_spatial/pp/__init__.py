@@ -49,7 +49,7 @@ def rna_density(
     method
         ``"exact"`` (the sum of Gaussians at pixel centres) or ``"binned"``
         (transcripts counted per pixel, then one separable Gaussian filter:
-        about 11x faster, each transcript moved at most half a pixel; what
+        about 9x faster, each transcript moved at most half a pixel; what
         ``gsn.tl.segment`` uses with the shipped models).
     chunk_size
         Chunk size of the dask image.
