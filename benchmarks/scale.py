@@ -34,15 +34,23 @@ sdata = sd.read_zarr(sys.argv[1])
 t = time.perf_counter()
 {call}
 wall = time.perf_counter() - t
+rss = peak_rss_gb()
 table = sdata.tables["{table}"]
-print(json.dumps({{"wall": wall, "cells": table.n_obs, "assigned": int(table.X.sum()), "rss_gb": peak_rss_gb()}}))
+# The stored per-transcript assignment must hold the same assignments as the table's counts.
+in_points = int((sdata.points["{assignment}"]["cell_id"] > 0).sum().compute())
+if in_points != int(table.X.sum()):
+    sys.exit(f"assignment element has {{in_points}} assigned transcripts, the table {{int(table.X.sum())}}")
+print(json.dumps({{"wall": wall, "cells": table.n_obs, "assigned": in_points, "rss_gb": rss}}))
 """
 CHILD_SEGMENT = CHILD.format(
-    call='gsn.tl.segment(sdata, image_key="dapi", points_key="transcripts", overwrite=True)', table="gsn_table"
+    call='gsn.tl.segment(sdata, image_key="dapi", points_key="transcripts", overwrite=True)',
+    table="gsn_table",
+    assignment="transcripts_gsn",
 )
 CHILD_ASSIGN = CHILD.format(
     call='gsn.tl.assign_transcripts(sdata, labels_key="cells", points_key="uniform", overwrite=True)',
     table="cells_table",
+    assignment="uniform_cells",
 )
 
 

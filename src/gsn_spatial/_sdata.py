@@ -298,15 +298,23 @@ class PointsPartitions:
     def gene_names(self) -> list[str]:
         return [str(c) for c in self.categories]
 
-    def __call__(self, partition: int) -> tuple[np.ndarray, np.ndarray]:
-        import dask
+    def partition(self, partition: int) -> pd.DataFrame:
+        """Partition ``partition`` of the points' ``x``, ``y`` and gene columns (genes with known categories).
 
-        with dask.config.set(scheduler="synchronous"):  # also inside a distributed worker
-            part = self.frame.partitions[partition].compute()
+        Always read by its number in the source element, one partition per
+        call: a whole-frame computation may fuse small parquet partitions, and
+        then dask's partition numbers no longer match the source's.
+        """
+        # The synchronous scheduler as an argument, not a config change: this runs in dask's worker threads too.
+        part = self.frame.partitions[partition].compute(scheduler="synchronous")
+        return part.assign(**{self.gene_key: pd.Categorical(part[self.gene_key], categories=self.categories)})
+
+    def __call__(self, partition: int) -> tuple[np.ndarray, np.ndarray]:
+        part = self.partition(partition)
         xy = part[["x", "y"]].to_numpy(dtype=np.float64)
         if not np.isfinite(xy).all():
             raise ValueError(f"Points {self.points_key!r} have NaN or infinite coordinates; drop those rows first.")
-        codes = pd.Categorical(part[self.gene_key], categories=self.categories).codes.astype(np.int32)
+        codes = part[self.gene_key].cat.codes.to_numpy().astype(np.int32)
         return xy @ self.to_pixels[:2, :2].T + self.to_pixels[:2, 2], codes
 
 
@@ -318,10 +326,9 @@ class ArrayWindows:
         self.intensity_range = intensity_range
 
     def __call__(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-        import dask
-
-        with dask.config.set(scheduler="synchronous"):
-            window = np.asarray(self.array[y0:y1, x0:x1])
+        window = self.array[y0:y1, x0:x1]
+        # Synchronous as an argument, not a config change: this runs in dask's worker threads too.
+        window = np.asarray(window.compute(scheduler="synchronous") if hasattr(window, "compute") else window)
         if self.intensity_range is None:
             return window
         from gsn_spatial.core.intensity import normalise_intensity

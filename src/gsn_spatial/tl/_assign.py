@@ -118,9 +118,7 @@ def assign_transcripts(
         table = build_table(cell_ids, area, centroids, counts, points.gene_names, region=labels_key, params=params)
         elements = {
             table_key_added: table,
-            assignment_key_added: _slide.assignment_element(
-                work, points_el, gene_key, points.categories, in_memory=not sdata.is_backed()
-            ),
+            assignment_key_added: _slide.assignment_element(work, points, points_el, in_memory=not sdata.is_backed()),
         }
         _slide.store_and_release(sdata, work, elements, outputs, overwrite=overwrite, derived=(assignment_key_added,))
     logger.info("gsn.tl.assign_transcripts: %d cells, %d transcripts assigned", table.n_obs, int(counts.sum()))

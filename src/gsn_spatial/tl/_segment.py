@@ -329,9 +329,7 @@ def segment(
         in_memory = not sdata.is_backed()
         elements = {
             labels_key_added: _slide.labels_element(work, image_el, in_memory=in_memory),
-            assignment_key_added: _slide.assignment_element(
-                work, points_el, gene_key, points.categories, in_memory=in_memory
-            ),
+            assignment_key_added: _slide.assignment_element(work, points, points_el, in_memory=in_memory),
             table_key_added: table,
         }
         _slide.store_and_release(sdata, work, elements, outputs, overwrite=overwrite, derived=(assignment_key_added,))

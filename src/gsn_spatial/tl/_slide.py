@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 import pandas as pd
@@ -18,7 +19,7 @@ from spatialdata.models import Labels2DModel, PointsModel
 from gsn_spatial import _sdata
 from gsn_spatial._constants import Keys
 from gsn_spatial._settings import settings
-from gsn_spatial.core.slide import WorkDir, open_run, partition_cells, remove_work_dir
+from gsn_spatial.core.slide import WorkDir, active_client, open_run, partition_cells, remove_work_dir
 
 logger = logging.getLogger(__name__)
 
@@ -94,30 +95,54 @@ def labels_element(work: WorkDir, image_element: Any, *, in_memory: bool) -> Any
     )
 
 
-def _with_cell_ids(part: pd.DataFrame, work: WorkDir, partition_info: dict | None = None) -> pd.DataFrame:
-    cells = partition_cells(work, partition_info["number"], len(part))
-    return part.assign(**{Keys.CELL_ID: cells.astype(np.int64)})
+class _AssignedPartition:
+    """Partition ``i`` of the source points with each transcript's cell (picklable, for ``dd.from_map``)."""
+
+    def __init__(self, points: _sdata.PointsPartitions, work: WorkDir):
+        self.points = points
+        self.work = work
+
+    def __call__(self, partition: int) -> pd.DataFrame:
+        part = self.points.partition(partition)
+        cells = partition_cells(self.work, partition, len(part))
+        return part.assign(**{Keys.CELL_ID: cells.astype(np.int64)})
 
 
-def assignment_element(work: WorkDir, points_element: Any, gene_key: str, categories: list, *, in_memory: bool) -> Any:
-    """The transcripts' ``x``, ``y`` and gene with a ``cell_id`` column, partition by partition."""
+def assignment_element(work: WorkDir, points: _sdata.PointsPartitions, points_element: Any, *, in_memory: bool) -> Any:
+    """The transcripts' ``x``, ``y`` and gene with a ``cell_id`` column, partition by partition.
+
+    One output partition per source partition, each read by its number
+    (:meth:`~gsn_spatial._sdata.PointsPartitions.partition`), as the cells
+    were recorded per source partition. A ``map_partitions`` over the source
+    frame would not do: dask fuses small parquet partitions when it computes
+    a column selection, and then its partition numbers no longer match.
+    """
+    import dask.dataframe as dd
     from spatialdata.transformations import get_transformation
 
-    frame = points_element[["x", "y", gene_key]]
-    # Known categories, so that the parser does not make a pass over all partitions to find them.
-    frame[gene_key] = frame[gene_key].astype(pd.CategoricalDtype(categories))
-    meta = frame._meta.assign(**{Keys.CELL_ID: np.zeros(0, dtype=np.int64)})
-    out = frame.map_partitions(_with_cell_ids, work, meta=meta)
+    meta = points.frame._meta.assign(
+        **{
+            points.gene_key: pd.Categorical([], categories=points.categories),
+            Keys.CELL_ID: np.zeros(0, dtype=np.int64),
+        }
+    )
+    out = dd.from_map(_AssignedPartition(points, work), range(points.n_partitions), meta=meta)
     if in_memory:
         out = out.compute()
-    out.attrs.pop("transform", None)  # the parser takes them from `transformations`, once
+        extra = {"npartitions": max(1, points.n_partitions)}
+    else:
+        # The element keeps the source points' index row for row, sorted or not. Without `sort`, the parser
+        # checks whether that index is monotonic, which computes every partition: a full extra pass over
+        # the transcripts that held 0.47 GB more at 42 M transcripts (benchmarks/scale.py). For a dask
+        # frame `sort` only skips that check (and its warning); nothing is reordered.
+        extra = {"sort": True}
     return PointsModel.parse(
         out,
         coordinates={"x": "x", "y": "y"},
-        feature_key=gene_key,
+        feature_key=points.gene_key,
         instance_key=Keys.CELL_ID,
         transformations=dict(get_transformation(points_element, get_all=True)),
-        **({"npartitions": max(1, points_element.npartitions)} if in_memory else {}),
+        **extra,
     )
 
 
@@ -134,7 +159,12 @@ def store_and_release(
 
     On failure the work directory is kept so that the run can be resumed.
     """
-    _sdata.store_elements(sdata, elements, overwrite=overwrite, derived=derived)
+    threads = settings.write_threads
+    # Local writes compute the lazy outputs with dask's threads; each thread holds a partition of the
+    # transcripts, so the number of threads bounds the memory of this step (the setting's docstring).
+    local = {"num_workers": threads} if threads is not None and active_client() is None else {}
+    with dask.config.set(local):
+        _sdata.store_elements(sdata, elements, overwrite=overwrite, derived=derived)
     if sdata.is_backed():
         # The stored copies replace the elements read from the work directory, which can then go.
         _sdata.reload_from_store(sdata, {k: v for k, v in kinds.items() if v in ("labels", "points")})
