@@ -18,6 +18,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 CHILD = """
@@ -42,15 +43,17 @@ if in_points != int(table.X.sum()):
     sys.exit(f"assignment element has {{in_points}} assigned transcripts, the table {{int(table.X.sum())}}")
 print(json.dumps({{"wall": wall, "cells": table.n_obs, "assigned": in_points, "rss_gb": rss}}))
 """
+SEGMENT_OUTPUTS = {"labels": "gsn_labels", "table": "gsn_table", "assignment": "transcripts_gsn"}
+ASSIGN_OUTPUTS = {"table": "cells_table", "assignment": "uniform_cells"}
 CHILD_SEGMENT = CHILD.format(
     call='gsn.tl.segment(sdata, image_key="dapi", points_key="transcripts")',
-    table="gsn_table",
-    assignment="transcripts_gsn",
+    table=SEGMENT_OUTPUTS["table"],
+    assignment=SEGMENT_OUTPUTS["assignment"],
 )
 CHILD_ASSIGN = CHILD.format(
     call='gsn.tl.assign_transcripts(sdata, labels_key="cells", points_key="uniform")',
-    table="cells_table",
-    assignment="uniform_cells",
+    table=ASSIGN_OUTPUTS["table"],
+    assignment=ASSIGN_OUTPUTS["assignment"],
 )
 
 
@@ -108,12 +111,12 @@ def add_uniform_points(store: Path, n_million: int, per_partition: int = 1_000_0
     return n_parts * per_partition
 
 
-def remove_outputs(store: Path, names: tuple[str, ...]) -> None:
+def remove_outputs(store: Path, names: Iterable[str]) -> None:
     """Delete a previous run's outputs from the store.
 
     Each run then starts from the inputs alone: SpatialData reads tables into memory, so a previous
-    run's table (402 k cells x genes at 268 MP) would otherwise count in the next run's peak RSS
-    (0.2-0.3 GB, seen as run-to-run variation before this was done), and its outputs would be
+    run's tables would otherwise count in the next run's peak RSS (0.32 GB for the two tables of
+    the 268 MP store, seen as run-to-run variation before this was done), and its outputs would be
     written twice (``overwrite=True`` in the object's own store).
     """
     import spatialdata as sd
@@ -146,7 +149,7 @@ def main() -> None:
     for side in args.sides:
         store = ensure_slide(args.data_dir, side)
         n_tx = len(dd.read_parquet(str(store / "points" / "transcripts" / "points.parquet")))
-        remove_outputs(store, ("gsn_labels", "gsn_table", "transcripts_gsn"))
+        remove_outputs(store, SEGMENT_OUTPUTS.values())
         r = run_child(CHILD_SEGMENT, store)
         mp = side * side / 1e6
         rows.append((f"segment {side}x{side}", mp, n_tx, r))
@@ -154,7 +157,7 @@ def main() -> None:
     if args.assign:
         store = ensure_slide(args.data_dir, max(args.sides))
         n_tx = add_uniform_points(store, args.assign)
-        remove_outputs(store, ("cells_table", "uniform_cells"))
+        remove_outputs(store, ASSIGN_OUTPUTS.values())
         r = run_child(CHILD_ASSIGN, store)
         rows.append((f"assign_transcripts {n_tx / 1e6:.0f} M", max(args.sides) ** 2 / 1e6, n_tx, r))
 

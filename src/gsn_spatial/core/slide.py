@@ -28,6 +28,7 @@ directory. Results do not depend on the order tasks ran in.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -263,29 +264,30 @@ def release_free_memory() -> None:
     """Give the C heap's free pages back to the operating system (glibc's ``malloc_trim``; elsewhere nothing).
 
     glibc keeps the memory of freed arrays for reuse, spread over the arenas
-    of torch's threads, and windows of different sizes fragment it: without a
-    trim, what a process holds between blocks creeps up during a run, and the
-    peak of a 268 MP slide varied from 1.28 to 1.65 GB between identical
-    runs. With a trim after each block it held 0.85-0.90 GB between all 256
-    blocks (``benchmarks/scale.py``); the trim and the page faults after it
-    cost about 3 % of a block's time. dask.distributed documents the same
-    remedy for workers whose memory is not released.
+    of torch's threads, and windows of different sizes fragment it. In sampled
+    268 MP runs (``benchmarks/scale.py``) what the process held rose from 0.80
+    to 1.00 GB over the segment step without a trim, and stayed at
+    0.85-0.90 GB between all 256 blocks with one after each block; the trim
+    and the page faults after it cost about 3 % of a block's time.
+    dask.distributed documents the same remedy for workers whose memory is
+    not released.
     """
-    global _LIBC
-    if _LIBC is None:
-        import ctypes
-        import ctypes.util
-
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            _LIBC = libc if hasattr(libc, "malloc_trim") else False
-        except OSError:
-            _LIBC = False
-    if _LIBC:
-        _LIBC.malloc_trim(0)
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
-_LIBC: Any = None
+@functools.cache
+def _libc() -> Any:
+    """glibc, or ``None`` where ``malloc_trim`` is missing (macOS, musl)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "malloc_trim") else None
 
 
 # --- gathering the results ------------------------------------------------------------
