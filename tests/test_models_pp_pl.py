@@ -27,7 +27,7 @@ def test_paper_architecture_defaults():
 
 
 def test_save_load_round_trip(tmp_path):
-    m = GeneSegModel.new(NetworkConfig(widths=(8, 8, 8, 8, 8)), InputSpec(rna_sigma=3.0))
+    m = GeneSegModel.new(NetworkConfig(widths=(8, 8, 8, 8, 8)), InputSpec(rna_sigma_um=1.5))
     m.meta = {"name": "t"}
     m.network.eval()  # compare with running statistics, as a loaded model is used
     path = m.save(tmp_path / "m.pt")
@@ -50,10 +50,13 @@ def test_load_rejects_non_models(tmp_path):
         gsn.models.load(tmp_path / "missing.pt")
 
 
-def test_shipped_model_has_card():
+def test_shipped_models_record_their_units():
     m = gsn.models.load()
-    assert m.meta["name"] == "synthetic" and m.input.rna_mode == "sum"
-    assert min(m.meta["heldout_f1_iou50"]) > 0.8
+    assert m.meta["name"] == "synthetic" and m.input.rna_mode == "sum" and m.input.rna_norm == "density"
+    assert m.input.pixel_size == 0.5 and 3 < m.input.nucleus_diameter_um < m.input.cell_diameter_um < 30
+    assert gsn.models.load("xenium_breast").input == m.input  # fine-tuned from it: the same inputs
+    old = gsn.models.load("synthetic_v1").input  # before units: 0.5 um/px and Eq. 5's clipped sum
+    assert (old.pixel_size, old.rna_sigma_um, old.rna_norm, old.rna_sigma) == (0.5, 0.75, "clip", 1.5)
 
 
 def test_pp_rna_density_is_lazy_and_exact(tissue):

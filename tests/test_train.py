@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 import gsn_spatial as gsn
 from gsn_spatial.core.levelset import refine_cell, refine_labels
@@ -56,18 +57,15 @@ def test_split_regions_band():
 
 
 def _tiny_model():
-    return GeneSegModel.new(NetworkConfig(widths=(8, 8, 8, 8, 8)), InputSpec(rna_sigma=1.5))
+    return GeneSegModel.new(NetworkConfig(widths=(8, 8, 8, 8, 8)), InputSpec(rna_sigma_um=0.75))
 
 
-def test_recursion_stops_when_labels_converge(monkeypatch):
+def test_recursion_stops_when_labels_converge():
     """With an oracle network that predicts the current labels perfectly, round 1 already agrees."""
-    import gsn_spatial.core.recursive as rec
-    from gsn_spatial.core.targets import make_targets
-
     t = simulate_tissue((128, 128), seed=2)
-    monkeypatch.setattr(rec, "predict_maps", lambda *a, **k: make_targets(t.cells.astype(np.int64)))
     inputs = np.stack([t.image / t.image.max(), np.zeros(t.image.shape)]).astype(np.float32)
     kwargs = dict(max_rounds=3, epochs=1, steps_per_epoch=1, patch_size=64, batch_size=2, val_fraction=0)
+    kwargs |= dict(predict=lambda net: t.cells.astype(np.int64), keep_missed=False, level_set=False)
     hist, per_round = recursive_training(
         _tiny_model().network, inputs, t.cells.astype(np.int64), iou_stop=0.93, **kwargs
     )
@@ -146,3 +144,31 @@ def test_train_validates_inputs():
     sdata["small"] = Labels2DModel.parse(np.zeros((80, 80), np.uint32), dims=("y", "x"))
     with pytest.raises(ValueError, match="pixel grid"):
         gsn.tl.train(sdata, labels_key="small", **TINY)
+
+
+def test_degenerate_round_is_rejected_and_the_last_good_model_kept():
+    """A round that loses most cells (here: predicts none) is rejected; the network keeps its starting weights."""
+    t = simulate_tissue((128, 128), seed=2)
+    inputs = np.stack([t.image / t.image.max(), np.zeros(t.image.shape)]).astype(np.float32)
+    net = _tiny_model().network
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    hist, per_round = recursive_training(
+        net, inputs, t.cells.astype(np.int64), max_rounds=3, epochs=1, steps_per_epoch=2, patch_size=64,
+        batch_size=2, val_fraction=0, keep_missed=False, level_set=False,
+        predict=lambda net: np.zeros(t.cells.shape, np.int64),
+    )  # fmt: skip
+    assert len(hist) == 1 and not hist[0].accepted and hist[0].n_cells_out == 0
+    assert per_round == []
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(v, start[k])
+
+
+def test_train_works_at_the_working_scale_and_returns_labels_on_the_image_grid():
+    """An image at 0.25 um/px is trained on at 0.5 um/px; the refined labels come back on the image's grid."""
+    sdata = gsn.datasets.synthetic_tissue((320, 320), seed=4, pixel_size=0.25)
+    m = gsn.tl.train(sdata, labels_key="nuclei", model=_tiny_model(), refined_labels_key="refined", **TINY)
+    assert m.meta["params"]["pixel_size"] == 0.25 and m.meta["params"]["working_pixel_size"] == 0.5
+    assert sdata.labels["refined_round1"].shape == (320, 320)
+    # Nuclei brought to the working grid by nearest neighbour: a nucleus thinner than two pixels may vanish.
+    n_native = len(np.unique(sdata.labels["nuclei"].values)) - 1
+    assert 0.95 * n_native <= m.meta["history"][0]["n_cells_in"] <= n_native

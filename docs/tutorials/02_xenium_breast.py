@@ -66,18 +66,20 @@ sdata = sd.read_zarr(store)
 print(sdata)
 
 # %% [markdown]
-# The models work at 0.5 um per pixel, so resample the image. {func}`gsn_spatial.pp.rescale_image`
-# adds a new image whose transformation composes a `Scale`: everything stays aligned.
+# The models work at 0.5 um per pixel; `segment` and `train` resample the image to that scale window
+# by window and bring their labels back to the image's 0.2125 um grid, so nothing needs resampling
+# here. The reader's `"microns"` coordinate system tells them the pixel size (without it, they
+# would estimate it from the size of the nuclei).
 #
 # The vendor's assignment becomes noisy initial labels: each pixel takes the cell of its nearest
-# assigned transcript within 2.5 px ({func}`gsn_spatial.pp.labels_from_assignment`).
+# assigned transcript within 1.25 um, 5.9 px ({func}`gsn_spatial.pp.labels_from_assignment`).
 
 # %%
-gsn.pp.rescale_image(sdata, image_key="morphology_mip", factor=0.5 / 0.2125, key_added="dapi")
 gsn.pp.labels_from_assignment(
-    sdata, cell_id_key="vendor_cell_id", image_key="dapi", max_distance=2.5, labels_key_added="vendor"
-)
-print(sdata.images["dapi"].shape, int(sdata.labels["vendor"].max()), "vendor cells")
+    sdata, cell_id_key="vendor_cell_id", image_key="morphology_mip", max_distance=1.25 / 0.2125,
+    labels_key_added="vendor",
+)  # fmt: skip
+print(sdata.images["morphology_mip"].shape, int(sdata.labels["vendor"].max()), "vendor cells")
 
 # %% [markdown]
 # ## Train from the vendor's cells
@@ -91,7 +93,7 @@ print(sdata.images["dapi"].shape, int(sdata.labels["vendor"].max()), "vendor cel
 model = gsn.tl.train(
     sdata,
     labels_key="vendor",
-    image_key="dapi",
+    image_key="morphology_mip",
     model="xenium_breast",
     max_rounds=1,
     epochs=2,
@@ -111,11 +113,11 @@ print(model.meta["history"][-1])
 
 # %%
 gsn.tl.segment(
-    sdata, image_key="dapi", points_key="transcripts", model=OUTPUT / "xenium_tutorial.pt",
+    sdata, image_key="morphology_mip", points_key="transcripts", model=OUTPUT / "xenium_tutorial.pt",
     labels_key_added="gsn_tutorial", table_key_added="gsn_tutorial_table",
     assignment_key_added="transcripts_tutorial",
 )  # fmt: skip
-gsn.tl.segment(sdata, image_key="dapi", points_key="transcripts", model="xenium_breast")
+gsn.tl.segment(sdata, image_key="morphology_mip", points_key="transcripts", model="xenium_breast")
 print(sd.read_zarr(store))
 
 # %% [markdown]
@@ -126,14 +128,14 @@ print(sd.read_zarr(store))
 # reference: agreement, not accuracy, since there is no truth for real tissue.
 
 # %%
-gsn.tl.watershed(sdata, image_key="dapi", labels_key_added="watershed")
+gsn.tl.watershed_nuclei(sdata, image_key="morphology_mip", labels_key_added="watershed")
 gsn.tl.expand_nuclei(sdata, labels_key="watershed", distance_um=15.0, labels_key_added="expanded")
 scores = gsn.qc.compare(
     sdata,
     labels_keys=["gsn_labels", "gsn_tutorial", "watershed", "expanded"],
     reference_key="vendor",
     points_key="transcripts",
-    image_key="dapi",
+    image_key="morphology_mip",
 )
 columns = ["n_cells", "f1_iou50", "mean_matched_iou", "tx_ari", "fraction_assigned", "median_total_counts"]
 print(scores[[c for c in columns if c in scores]].round(3))
@@ -142,11 +144,11 @@ print(scores[[c for c in columns if c in scores]].round(3))
 fig, axes = plt.subplots(1, 2, figsize=(12, 6))
 window = (100, 350, 300, 550)
 gsn.pl.segmentation_overlay(
-    sdata, labels_key="gsn_labels", reference_key="vendor", image_key="dapi", window=window, ax=axes[0],
+    sdata, labels_key="gsn_labels", reference_key="vendor", image_key="morphology_mip", window=window, ax=axes[0],
     title="GeneSegNet xenium_breast (red) vs vendor (cyan)",
 )  # fmt: skip
 gsn.pl.segmentation_overlay(
-    sdata, labels_key="expanded", reference_key="vendor", image_key="dapi", window=window, ax=axes[1],
+    sdata, labels_key="expanded", reference_key="vendor", image_key="morphology_mip", window=window, ax=axes[1],
     title="watershed + 15 um expansion (red) vs vendor (cyan)",
 )  # fmt: skip
 fig.tight_layout()
@@ -184,7 +186,8 @@ lut[adata.obs["cell_id"].to_numpy(dtype=int)] = adata.obs["leiden"].cat.codes.to
 clusters = np.ma.masked_less(lut[labels], 0)
 n = len(top)
 fig, ax = plt.subplots(figsize=(12, 6.5))
-ax.imshow(np.asarray(sdata.images["dapi"].data[0]), cmap="gray", vmax=np.percentile(sdata.images["dapi"].data, 99.5))
+dapi = np.asarray(sdata.images["morphology_mip"].data[0])
+ax.imshow(dapi, cmap="gray", vmax=np.percentile(dapi, 99.5))
 im = ax.imshow(clusters, cmap="tab20", vmin=-0.5, vmax=19.5, alpha=0.65, interpolation="nearest")
 handles = [
     plt.Line2D([], [], marker="s", ls="", color=plt.cm.tab20(i), label=f"{c}: {', '.join(g[:2])}")

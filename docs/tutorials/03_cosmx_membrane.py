@@ -29,9 +29,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from skimage.segmentation import expand_labels
-from spatialdata.models import Labels2DModel
-from spatialdata.transformations import get_transformation
 
 import gsn_spatial as gsn
 
@@ -65,34 +62,19 @@ fig.savefig(FIGURES / "cosmx_input.png", dpi=80)
 # %% [markdown]
 # ![The composite image and the vendor's membrane-based cells](figures/cosmx_input.png)
 #
-# ## Segment at the model's pixel size
+# ## Segment
 #
-# CosMx pixels are about 0.18 um (NanoString's figure; it is not in the files); the shipped models
-# work at 0.5 um. Resample, then segment the DAPI channel with the transcripts, using the model
-# trained on real Xenium data.
+# CosMx pixels are about 0.18 um (NanoString's figure; it is not in the files, and the reader records
+# it as the `"microns"` coordinate system); the shipped models work at 0.5 um. `segment` resamples
+# to that scale by itself and returns labels on the image's own grid, so the DAPI channel and the
+# transcripts go in as they are, with the model trained on real Xenium data. The image-only
+# baseline: watershed nuclei (its smoothing and marker distance are in microns too) expanded by 5 um.
 
 # %%
-factor = 0.5 / 0.18
-gsn.pp.rescale_image(sdata, image_key="composite", factor=factor, key_added="composite_05um")
-gsn.tl.segment(sdata, image_key="composite_05um", image_channel="DAPI", model="xenium_breast")
-gsn.tl.watershed(sdata, image_key="composite_05um", image_channel="DAPI", labels_key_added="nuclei")
-
-# %% [markdown]
-# The vendor's labels live on the 0.18 um grid. Bring them to the 0.5 um grid by nearest neighbour:
-# each new pixel takes the label under its centre, mapped to the old grid by the new image's
-# transformation (both grids share the coordinate system `"global"`, the old one by identity).
-# The nuclei are expanded by 10 px (5 um) the same way, as labels on the new grid.
-
-# %%
-new_grid = dict(get_transformation(sdata.images["composite_05um"], get_all=True))
-to_old = new_grid["global"].to_affine_matrix(input_axes=("x", "y"), output_axes=("x", "y"))
-vendor = np.asarray(sdata.labels["cell_labels"].data)
-h, w = sdata.images["composite_05um"].shape[1:]
-cols = np.minimum((to_old[0, 0] * (np.arange(w) + 0.5) + to_old[0, 2]).astype(int), vendor.shape[1] - 1)
-rows = np.minimum((to_old[1, 1] * (np.arange(h) + 0.5) + to_old[1, 2]).astype(int), vendor.shape[0] - 1)
-sdata.labels["vendor_05um"] = Labels2DModel.parse(vendor[np.ix_(rows, cols)], dims=("y", "x"), transformations=new_grid)
-expanded = expand_labels(np.asarray(sdata.labels["nuclei"].data), distance=10)
-sdata.labels["nuclei_5um"] = Labels2DModel.parse(expanded, dims=("y", "x"), transformations=dict(new_grid))
+gsn.tl.segment(sdata, image_key="composite", image_channel="DAPI", model="xenium_breast")
+gsn.tl.watershed_nuclei(sdata, image_key="composite", image_channel="DAPI", labels_key_added="nuclei")
+gsn.tl.expand_nuclei(sdata, labels_key="nuclei", distance_um=5.0, labels_key_added="nuclei_5um")
+print(sdata.tables["gsn_table"].uns["gsn"]["params"]["pixel_size_source"])
 
 # %% [markdown]
 # ## How much of each vendor cell is recovered?
@@ -104,7 +86,7 @@ sdata.labels["nuclei_5um"] = Labels2DModel.parse(expanded, dims=("y", "x"), tran
 
 # %%
 keys = {"GeneSegNet (DAPI + transcripts)": "gsn_labels", "nucleus (DAPI)": "nuclei", "nucleus + 5 um": "nuclei_5um"}
-ref = np.asarray(sdata.labels["vendor_05um"].data)
+ref = np.asarray(sdata.labels["cell_labels"].data)
 ref_ids, ref_area = np.unique(ref[ref > 0], return_counts=True)
 
 
@@ -125,9 +107,9 @@ print(summary.round(3))
 scores = gsn.qc.compare(
     sdata,
     labels_keys=list(keys.values()),
-    reference_key="vendor_05um",
+    reference_key="cell_labels",
     points_key="transcripts",
-    image_key="composite_05um",
+    image_key="composite",
     image_channel="DAPI",
 )
 print(scores[[c for c in ("n_cells", "f1_iou50", "mean_matched_iou", "tx_ari", "fraction_assigned") if c in scores]])
@@ -135,7 +117,7 @@ print(scores[[c for c in ("n_cells", "f1_iou50", "mean_matched_iou", "tx_ari", "
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 5.5))
 gsn.pl.segmentation_overlay(
-    sdata, labels_key="gsn_labels", reference_key="vendor_05um", image_key="composite_05um",
+    sdata, labels_key="gsn_labels", reference_key="cell_labels", image_key="composite",
     image_channel="DAPI", ax=axes[0], title="GeneSegNet (red) vs vendor membrane cells (cyan)",
 )  # fmt: skip
 bins = np.linspace(0, 1, 21)

@@ -24,6 +24,8 @@ from spatialdata.transformations import (
 logger = logging.getLogger(__name__)
 
 ELEMENT_KINDS = ("images", "labels", "points", "shapes", "tables")
+#: Coordinate-system names taken to be in microns when none is given.
+MICRON_SYSTEMS = ("microns", "micron", "micrometers", "micrometres", "micrometer", "um", "µm")
 
 
 def resolve_key(sdata: SpatialData, kind: str, key: str | None, *, parameter: str) -> str:
@@ -90,6 +92,16 @@ def select_channel(image: xr.DataArray, channel: int | str | None, *, image_key:
     return image.isel(c=names.index(channel))
 
 
+def transformations(element: Any) -> dict[str, Any]:
+    """An element's transformations by coordinate system."""
+    return dict(get_transformation(element, get_all=True))
+
+
+def scaled_affine(affine: np.ndarray, zoom: float) -> np.ndarray:
+    """``affine`` (to an image's pixels) followed by a scale by ``zoom`` (to the working scale)."""
+    return np.diag([zoom, zoom, 1.0]) @ np.asarray(affine, dtype=float)
+
+
 def _affine_xy(transformation: Any) -> np.ndarray:
     return np.asarray(transformation.to_affine_matrix(input_axes=("x", "y"), output_axes=("x", "y")), dtype=float)
 
@@ -128,6 +140,56 @@ def points_to_pixels(sdata: SpatialData, points_key: str, image_key: str) -> np.
                 f"{cs0!r} and {cs!r}; fix the transformations so they agree."
             )
     return m0
+
+
+def pixel_to_microns(
+    sdata: SpatialData, element_key: str, *, coordinate_system: str | None = None
+) -> np.ndarray | None:
+    """2 x 2 linear part of the map from an element's pixels to microns, or ``None`` when unknown.
+
+    ``coordinate_system`` names the micron coordinate system; by default the
+    first of :data:`MICRON_SYSTEMS` the element has a transformation to.
+    """
+    transforms = get_transformation(sdata[element_key], get_all=True)
+    if coordinate_system is not None:
+        if not isinstance(coordinate_system, str):
+            raise TypeError(f"`coordinate_system` must be a string, got {type(coordinate_system).__name__}.")
+        if coordinate_system not in transforms:
+            raise KeyError(
+                f"Element {element_key!r} has no transformation to coordinate system {coordinate_system!r} "
+                f"(`coordinate_system`); it has {list(transforms)}."
+            )
+        name = coordinate_system
+    else:
+        name = next((cs for cs in MICRON_SYSTEMS if cs in transforms), None)
+        if name is None:
+            return None
+    m = np.asarray(transforms[name].to_affine_matrix(input_axes=("x", "y"), output_axes=("x", "y")), dtype=float)
+    return m[:2, :2]
+
+
+def microns_per_pixel(
+    sdata: SpatialData, element_key: str, *, coordinate_system: str | None = None, isotropic: bool = False
+) -> float | None:
+    """Side of a pixel in microns (the square root of the pixel's area), or ``None`` when unknown.
+
+    With ``isotropic=True`` a transformation that scales x and y differently
+    (or shears) raises ``ValueError``.
+    """
+    lin = pixel_to_microns(sdata, element_key, coordinate_system=coordinate_system)
+    if lin is None:
+        return None
+    area = abs(float(np.linalg.det(lin)))
+    if area <= 0:
+        raise ValueError(f"The transformation of {element_key!r} to microns is singular.")
+    if isotropic:
+        sx, sy = np.linalg.norm(lin, axis=0)
+        if not np.isclose(sx, sy, rtol=1e-6) or not np.isclose(abs(float(lin[:, 0] @ lin[:, 1])), 0, atol=1e-9):
+            raise ValueError(
+                f"Pixels of {element_key!r} are not square in microns ({sx:g} x {sy:g} um); "
+                "an isotropic distance cannot be converted to pixels."
+            )
+    return float(np.sqrt(area))
 
 
 def resolve_gene_key(points: dd.DataFrame, gene_key: str | None, *, points_key: str) -> str:
@@ -319,16 +381,33 @@ class PointsPartitions:
 
 
 class ArrayWindows:
-    """Windows of a lazy 2-D array, optionally intensity-normalised (picklable)."""
+    """Windows of a lazy 2-D array, optionally resampled and intensity-normalised (picklable).
 
-    def __init__(self, array: Any, intensity_range: tuple[float, float] | None = None):
+    With ``zoom`` != 1 a window ``(y0, y1, x0, x1)`` is in pixels of the
+    working scale (``zoom`` working pixels per array pixel) and is computed
+    from the array pixels around it alone
+    (:func:`~gsn_spatial.core.resample.resample_window`).
+    """
+
+    def __init__(self, array: Any, intensity_range: tuple[float, float] | None = None, zoom: float = 1.0):
         self.array = array
         self.intensity_range = intensity_range
+        self.zoom = float(zoom)
 
-    def __call__(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """Window of the array itself, at its own resolution."""
         window = self.array[y0:y1, x0:x1]
         # Synchronous as an argument, not a config change: this runs in dask's worker threads too.
-        window = np.asarray(window.compute(scheduler="synchronous") if hasattr(window, "compute") else window)
+        return np.asarray(window.compute(scheduler="synchronous") if hasattr(window, "compute") else window)
+
+    def __call__(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        from gsn_spatial.core.resample import is_identity, resample_window
+
+        if is_identity(self.zoom):
+            window = self.read(y0, y1, x0, x1)
+        else:
+            shape = (int(self.array.shape[0]), int(self.array.shape[1]))
+            window = resample_window(self.read, shape, (y0, y1, x0, x1), self.zoom)
         if self.intensity_range is None:
             return window
         from gsn_spatial.core.intensity import normalise_intensity

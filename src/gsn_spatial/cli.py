@@ -49,6 +49,16 @@ def _positive_int(value: str) -> int:
     return n
 
 
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}") from None
+    if not (number > 0 and number < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
+    return number
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("output and logging")
     g.add_argument("-v", "--verbose", action="store_true", help="INFO logs, warnings and tracebacks on errors")
@@ -72,6 +82,12 @@ def _inputs(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--device", metavar="DEVICE", help="'auto', 'cpu', 'cuda' or 'cuda:N' (default: gsn.settings.device)"
+    )
+    g.add_argument(
+        "--pixel-size",
+        type=_positive_float,
+        metavar="UM",
+        help="microns per image pixel (default: from a micron coordinate system, else estimated from the nuclei)",
     )
 
 
@@ -115,12 +131,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--overwrite", action="store_true", help="replace existing elements of those names")
     g = p.add_argument_group("tiling and decoding")
-    g.add_argument("--tile-size", type=_positive_int, default=None, help="network window in pixels")
-    g.add_argument("--tile-overlap", type=int, default=None, help="overlap of network windows in pixels")
-    g.add_argument("--block-size", type=_positive_int, default=None, help="decoding block core in pixels")
-    g.add_argument("--block-halo", type=int, default=None, help="context around each block in pixels")
+    g.add_argument("--tile-size", type=_positive_int, default=None, help="network window in working pixels")
+    g.add_argument("--tile-overlap", type=int, default=None, help="overlap of network windows in working pixels")
+    g.add_argument("--block-size", type=_positive_int, default=None, help="decoding block core in working pixels")
+    g.add_argument("--block-halo", type=int, default=None, help="context around each block in working pixels")
     g.add_argument("--batch-size", type=_positive_int, default=None, help="network windows per batch")
-    g.add_argument("--min-area", type=int, default=None, help="smallest cell kept, in pixels")
+    g.add_argument("--min-area", type=int, default=None, help="smallest cell kept, in working pixels")
+    g.add_argument(
+        "--labels-grid",
+        choices=("image", "working"),
+        default=None,
+        help="labels on the image's pixel grid (default) or at the model's working scale",
+    )
     g.add_argument(
         "--compile",
         action="store_true",
@@ -149,7 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-rounds", type=_positive_int, default=3, help="recursive rounds (default: 3)")
     g.add_argument("--epochs", type=_positive_int, default=10, help="epochs per round (default: 10)")
     g.add_argument("--steps-per-epoch", type=_positive_int, default=None, help="batches per epoch")
-    g.add_argument("--patch-size", type=_positive_int, default=256, help="training patch side (default: 256)")
+    g.add_argument(
+        "--patch-size", type=_positive_int, default=256, help="training patch side in working pixels (default: 256)"
+    )
     g.add_argument("--batch-size", type=_positive_int, default=8, help="patches per batch (default: 8)")
     g.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 1e-3)")
     g.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -179,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference-key", default=None, metavar="KEY", help="labels element to compare against")
     p.add_argument("--points-key", default=None, metavar="KEY", help="points element for transcript metrics")
     p.add_argument("--image-key", default=None, metavar="KEY", help="image element for intensity metrics")
+    p.add_argument(
+        "--pixel-size",
+        type=_positive_float,
+        metavar="UM",
+        help="microns per pixel of the labels (default: from a micron coordinate system)",
+    )
     p.add_argument("--out", type=Path, default=None, help="CSV (or .tsv) to write; default: stdout")
     _common(p)
     p.set_defaults(func=_qc)
@@ -226,7 +256,8 @@ def _segment(args: argparse.Namespace) -> None:
     kwargs = _given(
         args,
         ["image_key", "points_key", "gene_key", "image_channel", "model", "assignment_key_added", "device"]
-        + ["tile_size", "tile_overlap", "block_size", "block_halo", "batch_size", "min_area"],
+        + ["tile_size", "tile_overlap", "block_size", "block_halo", "batch_size", "min_area"]
+        + ["pixel_size", "labels_grid"],
     )
     previous = gsn.settings.compile
     gsn.settings.compile = previous or args.compile
@@ -251,7 +282,8 @@ def _train(args: argparse.Namespace) -> None:
         raise DataError("--resume needs --checkpoint-dir")
     sdata = _open(args.store)
     kwargs = _given(
-        args, ["image_key", "points_key", "gene_key", "image_channel", "model", "device", "steps_per_epoch"]
+        args,
+        ["image_key", "points_key", "gene_key", "image_channel", "model", "device", "steps_per_epoch", "pixel_size"],
     )
     kwargs.update(_given(args, ["checkpoint_dir", "refined_labels_key"]))
     model = gsn.tl.train(
@@ -286,6 +318,7 @@ def _qc_table(sdata: Any, args: argparse.Namespace) -> Any:
             reference_key=args.reference_key,
             points_key=args.points_key,
             image_key=args.image_key,
+            pixel_size=args.pixel_size,
         )
     if args.reference_key is None:
         raise DataError("--reference-key is required with this version of gsn.qc")

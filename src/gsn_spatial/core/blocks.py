@@ -26,7 +26,7 @@ import torch
 
 from gsn_spatial.core.decode import decode_cells
 from gsn_spatial.core.density import density_halo, rna_density_window
-from gsn_spatial.core.network import GeneSegNet
+from gsn_spatial.core.network import GeneSegNet  # noqa: F401 (the doctests use it)
 from gsn_spatial.core.tiling import predict_maps
 
 
@@ -152,7 +152,7 @@ def check_block_geometry(block_size: int, halo: int, rna_sigma: float) -> None:
 
 def segment_window(
     image: np.ndarray,
-    points_xy: np.ndarray,
+    points_xy: np.ndarray | None,
     window: tuple[int, int, int, int],
     core: tuple[int, int, int, int],
     network: torch.nn.Module,
@@ -160,28 +160,35 @@ def segment_window(
     rna_sigma: float,
     rna_mode: str = "sum",
     rna_method: str = "exact",
+    rna_level: float = 1.0,
     tile_size: int | None = 256,
     overlap: int = 32,
     batch_size: int = 8,
     device: torch.device | str = "cpu",
     autocast_dtype: torch.dtype | None = None,
     decode_kwargs: dict | None = None,
+    rna: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """Cells owned by one block, painted on its window with local ids ``1..n``.
 
     ``image`` is the normalised float32 window ``window`` of the image,
     ``points_xy`` the transcripts (image pixels) that can reach it. A decoded
-    cell is owned when its centre lies in ``core``. ``tile_size=None`` runs
-    the network on the whole window at once. Returns the window-sized uint32
-    labels and ``n``.
+    cell is owned when its centre lies in ``core``. ``rna_level`` is the RNA
+    map's per-slide level (:func:`~gsn_spatial.core.density.rna_density_window`).
+    ``tile_size=None`` runs the network on the whole window at once. ``rna``,
+    the window's RNA map computed beforehand, replaces ``points_xy``.
+    Returns the window-sized uint32 labels and ``n``.
     """
     wy0, wy1, wx0, wx1 = window
     if tile_size is None:
-        m = GeneSegNet.INPUT_MULTIPLE
-        tile_size, overlap = -(-max(wy1 - wy0, wx1 - wx0) // m) * m, 0
-    rna = rna_density_window(
-        points_xy, (wy1 - wy0, wx1 - wx0), origin=(wx0, wy0), sigma=rna_sigma, mode=rna_mode, method=rna_method
-    )
+        # One pass, zero-padded at the bottom and right to the network's input multiple on each axis (not to a
+        # square), as a pass over the whole image is: the image's edges then look the same in every window.
+        overlap = 0
+    if rna is None:
+        rna = rna_density_window(
+            points_xy, (wy1 - wy0, wx1 - wx0), origin=(wx0, wy0), sigma=rna_sigma, mode=rna_mode, method=rna_method,
+            level=rna_level,
+        )  # fmt: skip
     maps = predict_maps(
         network,
         np.stack([image, rna]),
@@ -263,3 +270,48 @@ def label_stats(labels: np.ndarray, origin: tuple[int, int] = (0, 0)) -> tuple[n
     sum_y = np.bincount(inverse, weights=rows + origin[0] + 0.5, minlength=len(ids))
     sum_x = np.bincount(inverse, weights=cols + origin[1] + 0.5, minlength=len(ids))
     return ids.astype(np.int64), area.astype(np.int64), sum_y, sum_x
+
+
+def segment_array(
+    inputs: np.ndarray,
+    network: torch.nn.Module,
+    *,
+    block_size: int,
+    halo: int,
+    **window_options,
+) -> np.ndarray:
+    """Cells of an image held in memory, by the blocks, windows and stitching of a whole-slide run.
+
+    The same :func:`segment_window` and :func:`compose_core` as
+    :func:`gsn_spatial.core.slide.segment_slide` (what ``gsn.tl.segment``
+    runs), so what training predicts on its image is what users get.
+    ``inputs`` is the ``(2, h, w)`` ``[image, rna_density]`` (the RNA map of
+    a window does not depend on the window it is computed in, so computing it
+    once for the image gives the windows' maps). ``window_options`` are
+    :func:`segment_window`'s keyword arguments. Returns uint32 labels with
+    ids in block order.
+
+    Examples
+    --------
+    >>> from gsn_spatial.core.network import NetworkConfig
+    >>> net = GeneSegNet(NetworkConfig(widths=(8, 8, 8, 8, 8)))
+    >>> segment_array(np.zeros((2, 64, 80), np.float32), net, block_size=32, halo=8, tile_size=None).shape
+    (64, 80)
+    """
+    shape = tuple(inputs.shape[1:])
+    grid = BlockGrid(shape, block_size, halo)
+    options = {"rna_sigma": 1.0, **window_options}  # the sigma is unused: the RNA map is given
+    windows, counts = [], []
+    for b in range(grid.n_blocks):
+        y0, y1, x0, x1 = win = grid.window(b)
+        local, n = segment_window(
+            inputs[0, y0:y1, x0:x1], None, win, grid.core(b), network, rna=inputs[1, y0:y1, x0:x1], **options
+        )
+        windows.append(local)
+        counts.append(n)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    out = np.zeros(shape, dtype=np.uint32)
+    for b in range(grid.n_blocks):
+        y0, y1, x0, x1 = grid.core(b)
+        out[y0:y1, x0:x1] = compose_core(grid, b, windows.__getitem__, offsets)
+    return out

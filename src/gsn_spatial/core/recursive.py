@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from gsn_spatial.core.decode import decode_cells
+from gsn_spatial.core.blocks import segment_array
 from gsn_spatial.core.levelset import refine_labels
 from gsn_spatial.core.metrics import mean_best_iou, overlap_table
 from gsn_spatial.core.network import GeneSegNet
@@ -44,6 +44,7 @@ class RoundRecord:
     n_cells_out: int
     iou_to_previous: float
     seconds: float
+    accepted: bool = True  # False: a degenerate round, whose labels and weights were discarded
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -77,6 +78,10 @@ def split_regions(shape: tuple[int, int], val_fraction: float, patch_size: int) 
     if axis == 1:
         return (slice(0, h), slice(0, cut)), (slice(0, h), slice(cut, w))
     return (slice(0, cut), slice(0, w)), (slice(cut, h), slice(0, w))
+
+
+def _n_cells(labels: np.ndarray) -> int:
+    return int(len(np.unique(labels)) - (labels == 0).any())
 
 
 def _prune_small(labels: np.ndarray, min_area: int) -> np.ndarray:
@@ -135,6 +140,8 @@ def recursive_training(
     max_growth: float = 15.0,
     keep_missed: bool = True,
     min_area: int = 10,
+    predict: Callable[[GeneSegNet], np.ndarray] | None = None,
+    min_kept: float = 0.5,
     device: torch.device | str = "cpu",
     autocast_dtype: torch.dtype | None = None,
     seed: int = 0,
@@ -172,6 +179,17 @@ def recursive_training(
         some cells in one round deletes them from all later rounds' labels, and
         the recursion can collapse (measured on the Xenium crop: 797 -> 229
         cells in three rounds).
+    predict
+        ``predict(network)`` gives the cells the trained network finds on the
+        training image; default: :func:`~gsn_spatial.core.blocks.segment_array`
+        on ``inputs`` with the block windows of ``gsn.tl.segment`` (1024 px
+        blocks, 64 px halo, one network pass per window), the path users get.
+    min_kept
+        A round whose cells number fewer than ``min_kept`` times its input
+        labels' cells, or cover less than ``min_kept`` times their area, is
+        degenerate: it is rejected with a warning (its record has
+        ``accepted=False``), the network gets back the weights of the last
+        accepted round (or the starting weights) and training stops.
     start_round, history
         Resume after ``start_round`` completed rounds with their history.
     on_round
@@ -181,7 +199,8 @@ def recursive_training(
     Returns
     -------
     history, labels_per_round
-        One record per round run here, and the labels each round produced.
+        One record per round run here, and the labels each accepted round
+        produced.
     """
     if max_rounds < 1:
         raise ValueError(f"`max_rounds` must be >= 1, got {max_rounds}.")
@@ -191,8 +210,19 @@ def recursive_training(
         raise ValueError(f"`level_set_image` must be 'rna', 'confidence' or 'mask', got {level_set_image!r}.")
     if not np.issubdtype(np.asarray(labels).dtype, np.integer):
         raise TypeError(f"Training labels must be integers, got dtype {np.asarray(labels).dtype}.")
+    if not 0 <= min_kept < 1:
+        raise ValueError(f"`min_kept` must be in [0, 1), got {min_kept}.")
     train_sl, val_sl = split_regions(labels.shape, val_fraction, patch_size)
+    if predict is None:
+
+        def predict(net: GeneSegNet) -> np.ndarray:
+            return segment_array(
+                inputs, net, block_size=1024, halo=64, tile_size=None, device=device, autocast_dtype=autocast_dtype,
+                decode_kwargs={"min_area": min_area},
+            )  # fmt: skip
+
     initial_state = copy.deepcopy(network.state_dict())
+    good_state = copy.deepcopy(initial_state)
     history = list(history or [])
     produced: list[np.ndarray] = []
     current = np.asarray(labels).astype(np.int64)
@@ -220,10 +250,12 @@ def recursive_training(
             on_epoch=(lambda e, rec, r=rnd: on_epoch(r, e, rec)) if on_epoch else None,
             progress=progress,
         )
-        maps = predict_maps(network, inputs, device=device, autocast_dtype=autocast_dtype)
-        predicted, _ = decode_cells(maps, min_area=min_area)
+        predicted = np.asarray(predict(network)).astype(np.int64)
         if level_set:
-            image = {"rna": inputs[1], "confidence": maps[0], "mask": None}[level_set_image]
+            if level_set_image == "confidence":
+                image = predict_maps(network, inputs, device=device, autocast_dtype=autocast_dtype)[0]
+            else:
+                image = {"rna": inputs[1], "mask": None}[level_set_image]
             new = refine_labels(predicted, image, max_growth=max_growth)
         else:
             new = predicted
@@ -231,17 +263,29 @@ def recursive_training(
             new = _carry_over_missed(current, new)
         new = _prune_small(new, min_area)
         last = result.losses[-1]
+        n_in, n_out = _n_cells(current), _n_cells(new)
+        degenerate = n_out < min_kept * n_in or np.count_nonzero(new) < min_kept * np.count_nonzero(current)
         record = RoundRecord(
             round=rnd + 1,
             epochs=epochs,
             train_loss=float(last["train_loss"]),
             val_loss=float(last["val_loss"]) if "val_loss" in last else None,
-            n_cells_in=int(len(np.unique(current)) - (current == 0).any()),
-            n_cells_out=int(len(np.unique(new)) - (new == 0).any()),
+            n_cells_in=n_in,
+            n_cells_out=n_out,
             iou_to_previous=mean_best_iou(current, new),
             seconds=time.perf_counter() - t0,
+            accepted=not degenerate,
         )
         history.append(record)
+        if degenerate:
+            logger.warning(
+                "Round %d is degenerate (%d cells covering %d px from %d cells covering %d px): rejected; training "
+                "stops with the model of the last accepted round.",
+                rnd + 1, n_out, np.count_nonzero(new), n_in, np.count_nonzero(current),
+            )  # fmt: skip
+            network.load_state_dict(good_state)
+            break
+        good_state = copy.deepcopy(network.state_dict())
         produced.append(new)
         logger.info("round %d: %s", rnd + 1, record)
         if on_round is not None:

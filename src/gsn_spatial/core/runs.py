@@ -80,6 +80,13 @@ class SortedRuns:
                 self._open[run] = (f.tell(), np.load(bounds_path))
         return self._open[run]
 
+    def key_counts(self) -> np.ndarray:
+        """Records per key over all runs (from the runs' bounds alone, no record is read)."""
+        total = np.zeros(self.n_keys, dtype=np.int64)
+        for run in self.runs():
+            total += np.diff(self._load(run)[1])
+        return total
+
     def read(self, key_start: int, key_stop: int | None = None) -> np.ndarray:
         """Records with key in ``[key_start, key_stop)`` (default one key) from every run."""
         key_stop = key_start + 1 if key_stop is None else key_stop

@@ -260,6 +260,24 @@ def assign_block(work: WorkDir, block: int, labels: WindowSource, bucket_edges: 
     counts_runs.write(run, buckets, counts)
 
 
+def sample_transcripts(work: WorkDir, *, max_blocks: int = 16) -> np.ndarray:
+    """``(n, 2)`` pixel positions of the transcripts in up to ``max_blocks`` cores, spread over the slide.
+
+    The cores are chosen evenly, in block order, among those that hold
+    transcripts (known from the binned runs without reading them), so a slide
+    with large empty areas is still sampled where its tissue is.
+    """
+    g = work.grid
+    counts = work.points.key_counts()
+    keys = np.array([g.core_key(b) for b in range(g.n_blocks)])
+    occupied = keys[counts[keys] > 0]
+    if not len(occupied):
+        return np.zeros((0, 2))
+    chosen = occupied[np.unique(np.linspace(0, len(occupied) - 1, min(max_blocks, len(occupied))).round().astype(int))]
+    rec = np.concatenate([work.points.read(int(k)) for k in chosen])
+    return np.stack([rec["x"], rec["y"]], axis=1)
+
+
 def release_free_memory() -> None:
     """Give the C heap's free pages back to the operating system (glibc's ``malloc_trim``; elsewhere nothing).
 
@@ -397,7 +415,7 @@ def segment_slide(
     client: Any | None = None,
     network_on_client: bool = True,
     progress: Callable[[str], Callable[[Iterable], Iterable] | None] | None = None,
-    on_binned: Callable[[list[int], int], None] | None = None,
+    on_binned: Callable[[list[int], int], dict[str, Any] | None] | None = None,
 ) -> tuple[list[int], np.ndarray]:
     """Steps 1-4 of a segmentation run; returns the partition lengths and the cell id range edges.
 
@@ -405,14 +423,16 @@ def segment_slide(
     false keeps step 2 in this process (the process that holds the GPU) while
     the other steps use the cluster. ``on_binned(lengths, n_inside)`` is
     called after step 1 with the partition lengths and the number of
-    transcripts inside the image (input checks).
+    transcripts inside the image (input checks); what it returns updates
+    ``options`` (settings that need the binned transcripts, such as the RNA
+    map's level).
     """
     bar = progress or (lambda step: None)
     g = work.grid
     binned = run_tasks(bin_partition, work, range(points.n_partitions), points, client=client, progress=bar("bin"))
     lengths = [n for n, _ in binned]
     if on_binned:
-        on_binned(lengths, sum(inside for _, inside in binned))
+        options = {**options, **(on_binned(lengths, sum(inside for _, inside in binned)) or {})}
     seg_client = client if network_on_client else None
     threads = None
     if seg_client is not None:

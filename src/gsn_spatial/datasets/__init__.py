@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,9 @@ def synthetic_tissue(
     background_fraction: float = 0.05,
     noise: float = 0.05,
     points_chunksize: int = 50_000,
+    imaged_at: float | None = None,
+    global_frame: str = "pixels",
+    microns_system: bool = True,
 ) -> SpatialData:
     """A simulated tissue section whose truth is known by construction.
 
@@ -61,6 +65,19 @@ def synthetic_tissue(
         Image read noise relative to nucleus brightness.
     points_chunksize
         Rows per partition of the points' dask dataframe.
+    imaged_at
+        Re-image the tissue simulated at ``pixel_size`` at this many um per
+        pixel: the image is resampled (anti-aliased), the truth labels by
+        nearest neighbour, the transcripts stay where they are. The same
+        tissue at another pixel size, for scale tests.
+    global_frame
+        ``"pixels"``: coordinate system ``"global"`` is the image's pixel
+        grid and the points are scaled onto it; ``"microns"``: it is in
+        micrometres, the points' own frame, and the rasters are scaled.
+    microns_system
+        Also add the coordinate system ``"microns"`` (which states the pixel
+        size, as the ``gsn.io`` readers do); without it a tool must find the
+        pixel size by itself.
 
     Returns
     -------
@@ -71,8 +88,8 @@ def synthetic_tissue(
         - labels ``"cells"`` (whole-cell truth) and ``"nuclei"`` (nucleus truth,
           same ids).
 
-        Coordinate system ``"global"`` is the image's pixel grid (as in
-        spatialdata-io's Xenium reader); the points map into it by a
+        By default coordinate system ``"global"`` is the image's pixel grid
+        (as in spatialdata-io's Xenium reader); the points map into it by a
         translation and a scale. Coordinate system ``"microns"`` holds the
         points as they are and the rasters scaled and translated.
 
@@ -84,6 +101,10 @@ def synthetic_tissue(
     """
     if pixel_size <= 0:
         raise ValueError(f"`pixel_size` must be positive, got {pixel_size}.")
+    if imaged_at is not None and not imaged_at > 0:
+        raise ValueError(f"`imaged_at` must be positive, got {imaged_at}.")
+    if global_frame not in ("pixels", "microns"):
+        raise ValueError(f"`global_frame` must be 'pixels' or 'microns', got {global_frame!r}.")
     t = simulate_tissue(
         shape,
         seed=seed,
@@ -95,16 +116,25 @@ def synthetic_tissue(
         background_fraction=background_fraction,
         noise=noise,
     )
+    xy_um = t.points_xy * pixel_size + np.array(origin_um)
+    image_px, cells_px, nuclei_px = t.image, t.cells, t.nuclei
+    if imaged_at is not None:
+        image_px, cells_px, nuclei_px = _reimage(t, pixel_size / imaged_at)
+        pixel_size = imaged_at
     ox, oy = origin_um
     pixels_to_um = Sequence([Scale([pixel_size, pixel_size], axes=("x", "y")), Translation([ox, oy], axes=("x", "y"))])
     um_to_pixels = Sequence(
         [Translation([-ox, -oy], axes=("x", "y")), Scale([1 / pixel_size, 1 / pixel_size], axes=("x", "y"))]
     )
-    raster_tf = {"global": Identity(), "microns": pixels_to_um}
-    image = Image2DModel.parse(t.image[None], dims=("c", "y", "x"), c_coords=["DAPI"], transformations=raster_tf)
-    cells = Labels2DModel.parse(t.cells, dims=("y", "x"), transformations=dict(raster_tf))
-    nuclei = Labels2DModel.parse(t.nuclei, dims=("y", "x"), transformations=dict(raster_tf))
-    xy_um = t.points_xy * pixel_size + np.array([ox, oy])
+    if global_frame == "pixels":
+        raster_tf, points_tf = {"global": Identity()}, {"global": um_to_pixels}
+    else:
+        raster_tf, points_tf = {"global": pixels_to_um}, {"global": Identity()}
+    if microns_system:
+        raster_tf["microns"], points_tf["microns"] = pixels_to_um, Identity()
+    image = Image2DModel.parse(image_px[None], dims=("c", "y", "x"), c_coords=["DAPI"], transformations=raster_tf)
+    cells = Labels2DModel.parse(cells_px, dims=("y", "x"), transformations=dict(raster_tf))
+    nuclei = Labels2DModel.parse(nuclei_px, dims=("y", "x"), transformations=dict(raster_tf))
     frame = pd.DataFrame(
         {
             "x": xy_um[:, 0],
@@ -117,12 +147,28 @@ def synthetic_tissue(
         frame,
         coordinates={"x": "x", "y": "y"},
         feature_key="gene",
-        transformations={"global": um_to_pixels, "microns": Identity()},
+        transformations=points_tf,
         chunksize=points_chunksize,
     )
     return SpatialData(
         images={"dapi": image}, labels={"cells": cells, "nuclei": nuclei}, points={"transcripts": points}
     )
+
+
+def _reimage(t: Any, zoom: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Image (anti-aliased, linear) and truth labels (nearest) of a simulated tissue at ``zoom``."""
+    from gsn_spatial.core.resample import nearest_window, resample_window, working_shape
+
+    h, w = working_shape(t.image.shape, zoom)
+
+    def reader(a: np.ndarray) -> Any:
+        return lambda y0, y1, x0, x1: a[y0:y1, x0:x1]
+
+    image = resample_window(reader(t.image), t.image.shape, (0, h, 0, w), zoom)
+    image = np.clip(np.rint(image), 0, 65535).astype(np.uint16)
+    cells = nearest_window(reader(t.cells), t.cells.shape, (0, h, 0, w), zoom)
+    nuclei = nearest_window(reader(t.nuclei), t.nuclei.shape, (0, h, 0, w), zoom)
+    return image, cells, nuclei
 
 
 def write_synthetic_slide(

@@ -1,10 +1,12 @@
 """Trained GeneSegNet models: the network plus the input settings it was trained with.
 
 A model file is a ``torch.save`` dictionary with ``format``, the network
-configuration, the input settings (RNA map sigma and mode, intensity
+configuration, the input settings (:class:`InputSpec`: working pixel size,
+nucleus and cell diameters of the training data, RNA map settings, intensity
 percentiles), free-form ``meta`` (data, training, scores) and the weights.
 Weights are stored in float16 to keep shipped files small; they are loaded as
-float32.
+float32. Files written before the input settings had physical units load as
+models at 0.5 um/px with the RNA map they were trained with.
 """
 
 from __future__ import annotations
@@ -19,20 +21,80 @@ import torch
 from gsn_spatial.core.network import GeneSegNet, NetworkConfig
 
 MODEL_FORMAT = "gsn_spatial.model/1"
-SHIPPED_MODELS = {"synthetic": "synthetic_v1.pt", "xenium_breast": "xenium_breast_v1.pt"}
+# Model names and their files; the v1 files (before physical units: RNA map clipped at 1, 0.5 um/px assumed)
+# stay loadable by name.
+SHIPPED_MODELS = {
+    "synthetic": "synthetic_v2.pt",
+    "xenium_breast": "xenium_breast_v2.pt",
+    "synthetic_v1": "synthetic_v1.pt",
+    "xenium_breast_v1": "xenium_breast_v1.pt",
+}
 DEFAULT_MODEL = "synthetic"
 
 
 @dataclass
 class InputSpec:
-    """How inputs are prepared; must match between training and inference."""
+    """How inputs are prepared; must match between training and inference.
 
-    rna_sigma: float = 7.0  # pixels; the paper's sigma
-    rna_mode: str = "sum"  # Eq. 5; "max" is what the authors' code did
-    # "binned": per-pixel counts and one separable Gaussian filter, ~9x faster than "exact" and the same F1
-    # (benchmarks/speed.py); model files saved before this field existed load with it too.
+    Every spatial quantity is in micrometres, or in pixels of the working
+    scale ``pixel_size``: the network sees images resampled to it, whatever
+    the input's own pixel size.
+
+    Attributes
+    ----------
+    pixel_size
+        Working scale, um per pixel.
+    nucleus_diameter_um, cell_diameter_um
+        Median diameters (``sqrt(4 area / pi)``) of the nuclei and cells of
+        the training data. An input without a known pixel size is brought to
+        the working scale by comparing its estimated nucleus diameter with
+        ``nucleus_diameter_um``.
+    rna_sigma_um
+        Gaussian width of the RNA location map (Eq. 5).
+    rna_norm
+        ``"density"``: the sum of Gaussians divided by a per-slide level
+        (:func:`~gsn_spatial.core.density.density_level`), so the map reads
+        the same at 0.1 and 2 transcripts per um^2; ``"clip"``: Eq. 5 as
+        written, the sum clipped at 1 (its level grows with the density).
+    rna_mode, rna_method
+        ``"sum"`` (Eq. 5) or ``"max"`` (the authors' code); ``"binned"``
+        (per-pixel counts and a separable filter, ~9x faster than ``"exact"``
+        with the same F1, ``benchmarks/speed.py``) or ``"exact"``.
+    density_bin_um
+        Bin side for the slide's transcript density
+        (:func:`~gsn_spatial.core.density.transcript_density`), about a cell.
+    percentiles
+        Intensity percentiles mapped to 0 and 1.
+    """
+
+    pixel_size: float = 0.5
+    nucleus_diameter_um: float | None = None
+    cell_diameter_um: float | None = None
+    rna_sigma_um: float = 1.5
+    rna_norm: str = "density"
+    rna_mode: str = "sum"
     rna_method: str = "binned"
+    density_bin_um: float = 10.0
     percentiles: tuple[float, float] = (1.0, 99.5)
+
+    @property
+    def rna_sigma(self) -> float:
+        """RNA map sigma in working pixels."""
+        return self.rna_sigma_um / self.pixel_size
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> InputSpec:
+        """Input settings from a model file, old ones (sigma in pixels, no pixel size) included."""
+        d = dict(d)
+        if "pixel_size" not in d:  # gsn_spatial.model/1 files before units: 0.5 um/px, the sum clipped at 1
+            d = {
+                "pixel_size": 0.5,
+                "rna_sigma_um": float(d.pop("rna_sigma")) * 0.5,
+                "rna_norm": "clip",
+                **{k: v for k, v in d.items() if k in ("rna_mode", "rna_method", "percentiles")},
+            }
+        d["percentiles"] = tuple(d.get("percentiles", (1.0, 99.5)))
+        return cls(**d)
 
 
 @dataclass
@@ -85,9 +147,7 @@ class GeneSegModel:
         net = GeneSegNet(NetworkConfig.from_dict(blob["network"]))
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
         net.eval()
-        spec = dict(blob["input"])
-        spec["percentiles"] = tuple(spec["percentiles"])
-        return cls(net, InputSpec(**spec), dict(blob.get("meta", {})))
+        return cls(net, InputSpec.from_dict(blob["input"]), dict(blob.get("meta", {})))
 
 
 def load(name_or_path: str | Path = DEFAULT_MODEL) -> GeneSegModel:

@@ -45,6 +45,7 @@ def cell_metrics(
     points_key: str | None = None,
     gene_key: str | None = None,
     coordinate_system: str | None = None,
+    pixel_size: float | None = None,
     positive_markers: Any = None,
     negative_markers: Any = None,
     table_key_added: str | None = None,
@@ -82,6 +83,9 @@ def cell_metrics(
         counts of the transcripts of ``points_key`` under each cell.
     points_key, gene_key
         Transcripts (and gene column) for the counts of a new table.
+    pixel_size
+        Microns per pixel of the labels; default: from their transformation
+        to a micron coordinate system (``coordinate_system``).
     coordinate_system
         Micron coordinate system for ``area_um2``.
     positive_markers, negative_markers
@@ -129,7 +133,7 @@ def cell_metrics(
     pos_types = neg_types = None
 
     shape = shape_metrics(labels)
-    um = microns_per_pixel(sdata, labels_key, coordinate_system=coordinate_system)
+    um = pixel_size or microns_per_pixel(sdata, labels_key, coordinate_system=coordinate_system)
     frame = pd.DataFrame(
         {
             "area": shape.area,

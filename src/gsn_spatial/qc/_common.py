@@ -10,13 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from spatialdata import SpatialData
-from spatialdata.transformations import get_transformation
 
 from gsn_spatial import _sdata
+from gsn_spatial._sdata import MICRON_SYSTEMS, microns_per_pixel, pixel_to_microns  # noqa: F401 - used by qc
 from gsn_spatial.core.assign import lookup_cells
-
-#: Coordinate-system names taken to be in microns when none is given.
-MICRON_SYSTEMS = ("microns", "micron", "micrometers", "micrometres", "micrometer", "um", "µm")
 
 
 def labels_array(sdata: SpatialData, key: str | None, *, parameter: str = "labels_key") -> tuple[str, np.ndarray]:
@@ -28,56 +25,6 @@ def labels_array(sdata: SpatialData, key: str | None, *, parameter: str = "label
     if not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(f"Labels {key!r} must have an integer dtype, got {arr.dtype}.")
     return key, arr
-
-
-def pixel_to_microns(
-    sdata: SpatialData, element_key: str, *, coordinate_system: str | None = None
-) -> np.ndarray | None:
-    """2 x 2 linear part of the map from an element's pixels to microns, or ``None`` when unknown.
-
-    ``coordinate_system`` names the micron coordinate system; by default the
-    first of :data:`MICRON_SYSTEMS` the element has a transformation to.
-    """
-    transforms = get_transformation(sdata[element_key], get_all=True)
-    if coordinate_system is not None:
-        if not isinstance(coordinate_system, str):
-            raise TypeError(f"`coordinate_system` must be a string, got {type(coordinate_system).__name__}.")
-        if coordinate_system not in transforms:
-            raise KeyError(
-                f"Element {element_key!r} has no transformation to coordinate system {coordinate_system!r} "
-                f"(`coordinate_system`); it has {list(transforms)}."
-            )
-        name = coordinate_system
-    else:
-        name = next((cs for cs in MICRON_SYSTEMS if cs in transforms), None)
-        if name is None:
-            return None
-    m = np.asarray(transforms[name].to_affine_matrix(input_axes=("x", "y"), output_axes=("x", "y")), dtype=float)
-    return m[:2, :2]
-
-
-def microns_per_pixel(
-    sdata: SpatialData, element_key: str, *, coordinate_system: str | None = None, isotropic: bool = False
-) -> float | None:
-    """Side of a pixel in microns (the square root of the pixel's area), or ``None`` when unknown.
-
-    With ``isotropic=True`` a transformation that scales x and y differently
-    (or shears) raises ``ValueError``.
-    """
-    lin = pixel_to_microns(sdata, element_key, coordinate_system=coordinate_system)
-    if lin is None:
-        return None
-    area = abs(float(np.linalg.det(lin)))
-    if area <= 0:
-        raise ValueError(f"The transformation of {element_key!r} to microns is singular.")
-    if isotropic:
-        sx, sy = np.linalg.norm(lin, axis=0)
-        if not np.isclose(sx, sy, rtol=1e-6) or not np.isclose(abs(float(lin[:, 0] @ lin[:, 1])), 0, atol=1e-9):
-            raise ValueError(
-                f"Pixels of {element_key!r} are not square in microns ({sx:g} x {sy:g} um); "
-                "an isotropic distance cannot be converted to pixels."
-            )
-    return float(np.sqrt(area))
 
 
 def points_on_grid(

@@ -42,6 +42,7 @@ def compare(
     min_genes: int = 5,
     min_cell_fraction: float = 0.05,
     coordinate_system: str | None = None,
+    pixel_size: float | None = None,
     sort_by: str | None = None,
 ) -> pd.DataFrame:
     """One row per segmentation (index: the labels key), one column per metric.
@@ -131,7 +132,7 @@ def compare(
                 xy = _pixels(sdata, points_key, key, pts.xy)
             row.update(reference_scores(ref, lab, iou_thresholds=thresholds, points_xy=xy))
         row["median_area"] = _median(shp.area)
-        um = microns_per_pixel(sdata, key, coordinate_system=coordinate_system)
+        um = pixel_size or microns_per_pixel(sdata, key, coordinate_system=coordinate_system)
         if um is not None:
             row["median_area_um2"] = _median(shp.area * um * um)
         row["median_elongation"] = _median(shp.elongation)

@@ -12,6 +12,7 @@ from spatialdata.transformations import get_transformation
 from gsn_spatial import _sdata
 from gsn_spatial.core.baseline import watershed as _watershed_cells
 from gsn_spatial.core.baseline import watershed_nuclei as _watershed
+from gsn_spatial.tl._inputs import check_pixel_size
 
 
 def _plane(sdata: SpatialData, image_key: str | None, image_channel: int | str | None) -> tuple[str, np.ndarray]:
@@ -38,10 +39,16 @@ def watershed_nuclei(
     image_key: str | None = None,
     image_channel: int | str | None = None,
     expand: float = 0.0,
+    pixel_size: float | None = None,
     labels_key_added: str = "watershed_nuclei",
     overwrite: bool = False,
 ) -> None:
     """Image-only baseline: nucleus watershed, optionally expanded by ``expand`` pixels.
+
+    The smoothing (0.5 um) and the markers' least distance (2 um) are
+    physical: converted by ``pixel_size`` (um per pixel) when given, else by
+    the image's micron coordinate system; without either they are 1 and 4
+    pixels (their size at 0.5 um/px).
 
     Writes ``sdata.labels[labels_key_added]`` (uint32, the image's grid and
     transformations). The whole image is loaded: meant for crops and
@@ -59,9 +66,12 @@ def watershed_nuclei(
     image_key = _sdata.resolve_key(sdata, "images", image_key, parameter="image_key")
     if expand < 0:
         raise ValueError(f"`expand` must be >= 0, got {expand}.")
+    check_pixel_size(pixel_size)
     _sdata.check_new_keys(sdata, {labels_key_added: "labels"}, overwrite=overwrite)
     image_key, img = _plane(sdata, image_key, image_channel)
-    _store(sdata, _watershed(img, expand=expand), image_key, labels_key_added, overwrite)
+    um = pixel_size or _sdata.microns_per_pixel(sdata, image_key) or 0.5
+    labels = _watershed(img, smooth=0.5 / um, min_distance=max(1, round(2.0 / um)), expand=expand)
+    _store(sdata, labels, image_key, labels_key_added, overwrite)
 
 
 def watershed(
@@ -135,6 +145,7 @@ def expand_nuclei(
     image_key: str | None = None,
     image_channel: int | str | None = None,
     distance_um: float = 5.0,
+    pixel_size: float | None = None,
     coordinate_system: str | None = None,
     labels_key_added: str = "expanded_nuclei",
     overwrite: bool = False,
@@ -145,10 +156,11 @@ def expand_nuclei(
     watershed of the image (:func:`watershed_nuclei`). Each nucleus grows by
     up to ``distance_um`` without overlapping its neighbours
     (``skimage.segmentation.expand_labels``; pixels between two nuclei go to
-    the nearer). Microns become pixels through the element's transformation
-    to a micron coordinate system (``coordinate_system``, by default one
-    named ``"microns"``, ``"um"``, ...); pixels must be square. Xenium uses
-    5 um (15 um in its first release).
+    the nearer). Microns become pixels by ``pixel_size`` (um per pixel) when
+    given, else through the element's transformation to a micron coordinate
+    system (``coordinate_system``, by default one named ``"microns"``,
+    ``"um"``, ...); pixels must be square. Xenium uses 5 um (15 um in its
+    first release).
 
     Returns
     -------
@@ -163,7 +175,6 @@ def expand_nuclei(
     >>> int((sdata.labels["expanded_nuclei"] > 0).sum()) > int((sdata.labels["nuclei"] > 0).sum())
     True
     """
-    from gsn_spatial.qc._common import microns_per_pixel
 
     if labels_key is not None and image_key is not None:
         raise ValueError("Pass either `labels_key` (nuclei) or `image_key` (segment nuclei first), not both.")
@@ -182,11 +193,12 @@ def expand_nuclei(
     _sdata.check_new_keys(sdata, {labels_key_added: "labels"}, overwrite=overwrite)
     if source_key == labels_key_added:
         raise ValueError("`labels_key_added` must differ from `labels_key`; the input is never replaced.")
-    um = microns_per_pixel(sdata, source_key, coordinate_system=coordinate_system, isotropic=True)
+    check_pixel_size(pixel_size)
+    um = pixel_size or _sdata.microns_per_pixel(sdata, source_key, coordinate_system=coordinate_system, isotropic=True)
     if um is None:
         raise ValueError(
-            f"Element {source_key!r} has no transformation to a micron coordinate system; "
-            "pass `coordinate_system=` naming one."
+            f"Element {source_key!r} has no transformation to a micron coordinate system; pass `pixel_size=` "
+            "(um per pixel) or `coordinate_system=` naming one."
         )
     if labels_key is not None or source_key in sdata.labels:
         nuclei = np.asarray(_sdata.scale0(sdata.labels[source_key]).data)

@@ -12,8 +12,9 @@ import numpy as np
 from spatialdata import SpatialData
 
 from gsn_spatial import _sdata
-from gsn_spatial.core.density import rna_density_window
-from gsn_spatial.core.intensity import normalise_intensity, sample_percentiles
+from gsn_spatial.core.density import rna_map_settings
+from gsn_spatial.core.intensity import sample_percentiles
+from gsn_spatial.core.resample import nearest_window, working_shape
 from gsn_spatial.models import GeneSegModel, InputSpec
 from gsn_spatial.models import load as load_model
 
@@ -40,7 +41,7 @@ def resolve_model(model: GeneSegModel | str | Path | None) -> GeneSegModel:
 
 @dataclass
 class ResolvedInputs:
-    """An image plane and transcripts on its pixel grid, ready for the core."""
+    """An image plane and transcripts, brought to the model's working scale (for training-sized images)."""
 
     image_key: str
     points_key: str
@@ -48,25 +49,46 @@ class ResolvedInputs:
     channel: str
     image_element: Any
     points_element: Any
-    pixels: da.Array  # (y, x) lazily read
+    pixels: da.Array  # (y, x) lazily read, at the image's own resolution
     intensity_range: tuple[float, float]
-    points: _sdata.PointsInPixels
+    points: _sdata.PointsInPixels  # xy_pixels on the working grid
+    pixel_size: PixelSize
+    zoom: float  # working pixels per image pixel
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        return int(self.pixels.shape[0]), int(self.pixels.shape[1])
 
     @property
     def shape(self) -> tuple[int, int]:
-        return int(self.pixels.shape[0]), int(self.pixels.shape[1])
+        """Shape at the working scale."""
+        return working_shape(self.image_shape, self.zoom)
 
-    def image_window(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-        """Normalised float32 image window."""
-        return normalise_intensity(np.asarray(self.pixels[y0:y1, x0:x1]), *self.intensity_range)
-
-    def full_inputs(self, spec: InputSpec) -> np.ndarray:
-        """``(2, h, w)`` ``[image, rna_density]`` of the whole image (for training-sized images)."""
+    def working_image(self) -> np.ndarray:
+        """The normalised float32 image at the working scale."""
         h, w = self.shape
-        rna = rna_density_window(
-            self.points.xy_pixels, (h, w), sigma=spec.rna_sigma, mode=spec.rna_mode, method=spec.rna_method
+        return _sdata.ArrayWindows(self.pixels, self.intensity_range, self.zoom)(0, h, 0, w)
+
+    def to_working(self, labels: np.ndarray) -> np.ndarray:
+        """Labels on the image's grid brought to the working grid (nearest neighbour)."""
+        h, w = self.shape
+        return nearest_window(lambda y0, y1, x0, x1: labels[y0:y1, x0:x1], labels.shape, (0, h, 0, w), self.zoom)
+
+    def to_image(self, labels: np.ndarray) -> np.ndarray:
+        """Working-grid labels brought to the image's grid (nearest neighbour)."""
+        h, w = self.image_shape
+        return nearest_window(lambda y0, y1, x0, x1: labels[y0:y1, x0:x1], labels.shape, (0, h, 0, w), 1 / self.zoom)
+
+    def rna_settings(self, spec: InputSpec) -> tuple[float, float, float]:
+        """``(sigma, level, transcripts per um^2)`` of the RNA map, as ``segment`` sets them per slide."""
+        return rna_map_settings(
+            self.points.xy_pixels,
+            self.shape,
+            pixel_size=spec.pixel_size,
+            sigma_um=spec.rna_sigma_um,
+            norm=spec.rna_norm,
+            bin_um=spec.density_bin_um,
         )
-        return np.stack([self.image_window(0, h, 0, w), rna])
 
 
 def resolve_inputs(
@@ -77,8 +99,9 @@ def resolve_inputs(
     gene_key: str | None,
     image_channel: int | str | None,
     spec: InputSpec,
+    pixel_size: float | None = None,
 ) -> ResolvedInputs:
-    """Resolve keys and channel, align the points to the image grid and check they overlap."""
+    """Resolve keys, channel and pixel size, align the points to the working grid and check they overlap."""
     image_key = _sdata.resolve_key(sdata, "images", image_key, parameter="image_key")
     points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")
     image_el = sdata.images[image_key]
@@ -88,15 +111,19 @@ def resolve_inputs(
         pixels = da.from_array(pixels)
     points_el = sdata.points[points_key]
     gene_key = _sdata.resolve_gene_key(points_el, gene_key, points_key=points_key)
-    to_pixels = _sdata.points_to_pixels(sdata, points_key, image_key)
-    pts = _sdata.read_points(points_el, gene_key, to_pixels, points_key=points_key)
-    h, w = int(pixels.shape[0]), int(pixels.shape[1])
+    found = resolve_pixel_size(
+        sdata, image_key=image_key, points_key=points_key, pixels=pixels, pixel_size=pixel_size, spec=spec
+    )
+    zoom = found.zoom(spec)
+    to_working = _sdata.scaled_affine(_sdata.points_to_pixels(sdata, points_key, image_key), zoom)
+    pts = _sdata.read_points(points_el, gene_key, to_working, points_key=points_key)
+    h, w = working_shape((int(pixels.shape[0]), int(pixels.shape[1])), zoom)
     xy = pts.xy_pixels
     inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
     if not inside.any():
         raise ValueError(
-            f"No transcript of {points_key!r} falls inside image {image_key!r} ({w} x {h} px) after composing "
-            "their transformations; check the elements' coordinate systems."
+            f"No transcript of {points_key!r} falls inside image {image_key!r} ({pixels.shape[1]} x "
+            f"{pixels.shape[0]} px) after composing their transformations; check the elements' coordinate systems."
         )
     if inside.mean() < 0.5:
         logger.warning("Only %.0f%% of the transcripts of %r fall inside the image.", 100 * inside.mean(), points_key)
@@ -111,4 +138,96 @@ def resolve_inputs(
         pixels=pixels,
         intensity_range=sample_percentiles(pixels, spec.percentiles),
         points=pts,
+        pixel_size=found,
+        zoom=zoom,
     )
+
+
+@dataclass(frozen=True)
+class PixelSize:
+    """The input image's pixel size and how it was found (recorded in ``uns["gsn"]["params"]``)."""
+
+    um_per_pixel: float
+    source: str  # "argument", "coordinate system <name>", "nucleus size" or "model (assumed)"
+    nucleus_diameter_px: float | None = None  # the estimate, when the size came from it
+
+    def zoom(self, spec: InputSpec) -> float:
+        """Working pixels per input pixel."""
+        return self.um_per_pixel / spec.pixel_size
+
+    def to_params(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"pixel_size": self.um_per_pixel, "pixel_size_source": self.source}
+        if self.nucleus_diameter_px is not None:
+            out["estimated_nucleus_diameter_px"] = round(self.nucleus_diameter_px, 3)
+        return out
+
+
+def check_pixel_size(pixel_size: float | None) -> None:
+    if pixel_size is None:
+        return
+    if isinstance(pixel_size, bool) or not isinstance(pixel_size, (int, float, np.floating, np.integer)):
+        raise TypeError(f"`pixel_size` must be a number (um per image pixel), got {type(pixel_size).__name__}.")
+    if not (np.isfinite(pixel_size) and pixel_size > 0):
+        raise ValueError(f"`pixel_size` must be a positive number of um per image pixel, got {pixel_size}.")
+
+
+def resolve_pixel_size(
+    sdata: SpatialData,
+    *,
+    image_key: str,
+    points_key: str | None,
+    pixels: Any,
+    pixel_size: float | None,
+    spec: InputSpec,
+) -> PixelSize:
+    """The image's um per pixel: given, from a micron coordinate system, or from the nuclei's size.
+
+    Without ``pixel_size`` and without a transformation of the image to a
+    coordinate system named in microns (what ``gsn.io`` readers and
+    ``gsn.datasets`` write), the nucleus diameter is estimated on a sample of
+    windows (:func:`~gsn_spatial.core.size.estimate_nucleus_diameter_windows`)
+    and compared with the model's ``nucleus_diameter_um``. When the points'
+    transformation suggests another scale (taking the points' unit for a
+    micrometre) by more than 2x, a warning says so.
+    """
+    check_pixel_size(pixel_size)
+    if pixel_size is not None:
+        found = PixelSize(float(pixel_size), "argument")
+    elif (um := _sdata.microns_per_pixel(sdata, image_key)) is not None:
+        cs = next(cs for cs in _sdata.MICRON_SYSTEMS if cs in _sdata.transformations(sdata[image_key]))
+        found = PixelSize(um, f"coordinate system {cs!r}")
+    elif spec.nucleus_diameter_um is None:
+        logger.warning(
+            "The model records no nucleus diameter, so the pixel size of image %r cannot be estimated; assuming "
+            "the model's %.4g um/px. Pass `pixel_size=` (um per image pixel) if that is wrong.",
+            image_key,
+            spec.pixel_size,
+        )
+        found = PixelSize(spec.pixel_size, "model (assumed)")
+    else:
+        from gsn_spatial.core.size import estimate_nucleus_diameter_windows
+
+        reader = _sdata.ArrayWindows(pixels)
+        try:
+            diameter = estimate_nucleus_diameter_windows(reader.read, (int(pixels.shape[0]), int(pixels.shape[1])))
+        except ValueError as err:
+            raise ValueError(
+                f"Cannot estimate the pixel size of image {image_key!r} from its nuclei ({err}); "
+                "pass `pixel_size=` (um per image pixel)."
+            ) from err
+        found = PixelSize(spec.nucleus_diameter_um / diameter, "nucleus size", diameter)
+        if points_key is not None:
+            to_pixels = _sdata.points_to_pixels(sdata, points_key, image_key)
+            suggested = 1.0 / np.sqrt(abs(np.linalg.det(to_pixels[:2, :2])))
+            ratio = suggested / found.um_per_pixel
+            if not 0.5 <= ratio <= 2.0:
+                logger.warning(
+                    "Image %r: the nuclei suggest %.4g um/px, but the transformations suggest %.4g (if the points "
+                    "of %r are in micrometres). Pass `pixel_size=` if the estimate is wrong.",
+                    image_key,
+                    found.um_per_pixel,
+                    suggested,
+                    points_key,
+                )
+    logger.info("Image %r: %.4g um per pixel (%s).", image_key, found.um_per_pixel, found.source)
+    return found

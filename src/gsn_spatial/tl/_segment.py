@@ -21,19 +21,22 @@ from gsn_spatial import __version__, _sdata
 from gsn_spatial._constants import Defaults, Keys
 from gsn_spatial._settings import progress_bar, settings
 from gsn_spatial.core.blocks import BlockGrid, check_block_geometry
+from gsn_spatial.core.density import rna_map_settings
 from gsn_spatial.core.device import resolve_device
 from gsn_spatial.core.intensity import sample_percentiles
 from gsn_spatial.core.network import GeneSegNet
+from gsn_spatial.core.resample import working_shape
 from gsn_spatial.core.slide import (
     WorkDir,
     active_client,
     cell_table_arrays,
     count_matrix_from_runs,
+    sample_transcripts,
     segment_slide,
 )
 from gsn_spatial.models import GeneSegModel
 from gsn_spatial.tl import _slide
-from gsn_spatial.tl._inputs import resolve_model
+from gsn_spatial.tl._inputs import check_pixel_size, resolve_model, resolve_pixel_size
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +68,7 @@ def build_table(
     *,
     region: str,
     params: dict[str, Any],
+    area_um2: np.ndarray | None = None,
 ) -> ad.AnnData:
     """Cell x gene AnnData annotating ``region``: one row per cell id (sorted, ids present in the labels).
 
@@ -77,7 +81,8 @@ def build_table(
             Keys.CELL_ID: cell_ids.astype(np.int64),
             Keys.REGION: pd.Categorical([region] * len(cell_ids), categories=[region]),
             "n_transcripts": total,
-            "area": np.asarray(area, dtype=np.int64),
+            "area": np.rint(np.asarray(area, dtype=float)).astype(np.int64),
+            **({"area_um2": np.asarray(area_um2, dtype=float)} if area_um2 is not None else {}),
         },
         index=pd.Index([str(i) for i in cell_ids]),
     )
@@ -99,6 +104,8 @@ def segment(
     gene_key: str | None = None,
     image_channel: int | str | None = None,
     model: GeneSegModel | str | Path | None = None,
+    pixel_size: float | None = None,
+    labels_grid: str = "image",
     labels_key_added: str = Keys.LABELS,
     table_key_added: str = Keys.TABLE,
     assignment_key_added: str | None = None,
@@ -116,11 +123,15 @@ def segment(
 ) -> None:
     """Segment cells from a nucleus stain and transcript locations with GeneSegNet.
 
-    The transcripts are aligned to the image's pixel grid by composing the
-    elements' transformations, turned into the RNA location map (Eq. 5) window
-    by window, and fed with the image to the network over overlapping tiles;
-    cells are decoded from the confidence, centre and offset maps (Eq. 4)
-    block by block, each cell kept by the block that holds its centre.
+    The network works at its model's working scale (``model.input.pixel_size``
+    um per pixel, 0.5 for the shipped models): the image is resampled to it
+    window by window, whatever its own pixel size, and the transcripts are
+    aligned to that grid by composing the elements' transformations. The RNA
+    location map (Eq. 5) is normalised by the tissue's transcript density, so
+    that platforms detecting 0.1 or 2 transcripts per um^2 give the network
+    the same input. Cells are decoded from the confidence, centre and offset
+    maps (Eq. 4) block by block, each cell kept by the block that holds its
+    centre, and brought back to the image's pixel grid.
 
     Whole slides run in memory that does not grow with the slide: the image
     is read window by window, the transcripts are binned to blocks in one
@@ -145,27 +156,42 @@ def segment(
         image has several channels.
     model
         A :class:`~gsn_spatial.models.GeneSegModel`, a shipped model name or a
-        model file; default: the shipped ``"synthetic"`` model.
+        model file; default: the shipped default model.
+    pixel_size
+        Microns per image pixel. Default: from the image's transformation to a
+        coordinate system named in microns (``"microns"``, ``"um"``, ...: what
+        the ``gsn.io`` readers write), else estimated from the size of the
+        nuclei in the image compared with the model's training nuclei (a
+        warning is logged when the points' transformation suggests a scale
+        more than 2x away). What was used, and how it was found, is in
+        ``uns["gsn"]["params"]``.
+    labels_grid
+        ``"image"``: labels on the image's pixel grid with its
+        transformations; ``"working"``: at the working scale, with a scale
+        transformation to the image's grid before the image's own (smaller
+        for very fine images).
     labels_key_added, table_key_added
         Names of the labels and table elements written.
     assignment_key_added
         Name of the new points element with the per-transcript assignment;
         default ``f"{points_key}_gsn"``.
     tile_size, tile_overlap
-        Network window and the overlap of neighbouring windows, in pixels.
+        Network window and the overlap of neighbouring windows, in working
+        pixels.
         Default ``None``: the whole block window in one pass, so no pixel is
         predicted twice inside a block (the fastest; F1 within 0.01 of 256 px
         tiles, ``benchmarks/speed.py``). ``tile_size=256,
         tile_overlap=128`` is the paper's 50 % overlap.
     block_size, block_halo
-        Cells are decoded per block of ``block_size`` pixels, seen with
-        ``block_halo`` pixels of context (keep it above two cell diameters).
+        Cells are decoded per block of ``block_size`` working pixels, seen
+        with ``block_halo`` working pixels of context (keep it above two cell
+        diameters).
     batch_size
         Windows per network call.
     confidence_threshold, centre_threshold
         Thresholds of Eq. 4 on the confidence and centre maps.
     min_area
-        Cells smaller than this many pixels are dropped.
+        Cells smaller than this many working pixels are dropped.
     device
         ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; default
         ``gsn.settings.device`` (``"auto"``). A device that is not present
@@ -182,15 +208,18 @@ def segment(
     ``None``; ``sdata`` gains (and, when backed by a zarr store, its store):
 
     - ``sdata.labels[labels_key_added]``: uint32 cells, 0 = background, on the
-      image's pixel grid with the image's transformations, chunked by block,
+      image's pixel grid with the image's transformations (see
+      ``labels_grid``), chunked by block,
       multiscale (the image's scale factors, or halvings for images above
       4096 px) for large images;
     - ``sdata.tables[table_key_added]``: AnnData annotating the labels
       (``region_key="region"``, ``instance_key="cell_id"``), ``X`` sparse
       counts cells x genes, one row per cell in the labels (cells without
       transcripts included), ``obs["n_transcripts"]``, ``obs["area"]``
-      (pixels), ``obsm["spatial"]`` centroids ``(x, y)`` in pixels and
-      ``uns["gsn"]["params"]``;
+      (pixels of the labels' grid), ``obs["area_um2"]``,
+      ``obsm["spatial"]`` centroids ``(x, y)`` in pixels of the labels' grid
+      and ``uns["gsn"]["params"]`` (the pixel size used and its source, the
+      RNA map's sigma and level, the transcript density);
     - ``sdata.points[assignment_key_added]``: the transcripts' ``x``, ``y`` and
       gene with a ``cell_id`` column (0 = unassigned), same transformations
       as the source points. The source points are never modified.
@@ -207,6 +236,9 @@ def segment(
     if not isinstance(sdata, SpatialData):
         raise TypeError(f"`sdata` must be a SpatialData object, got {type(sdata).__name__}.")
     _check_params(tile_size, tile_overlap, block_size, block_halo, min_area)
+    check_pixel_size(pixel_size)
+    if labels_grid not in ("image", "working"):
+        raise ValueError(f"`labels_grid` must be 'image' or 'working', got {labels_grid!r}.")
     for name, v in (("confidence_threshold", confidence_threshold), ("centre_threshold", centre_threshold)):
         if not 0 < v < 1:
             raise ValueError(f"`{name}` must be in (0, 1), got {v}.")
@@ -228,11 +260,15 @@ def segment(
     channel = str(plane.coords["c"].item()) if "c" in plane.coords else ""
     points_el = sdata.points[points_key]
     gene_key = _sdata.resolve_gene_key(points_el, gene_key, points_key=points_key)
-    points = _sdata.PointsPartitions(
-        points_el, gene_key, _sdata.points_to_pixels(sdata, points_key, image_key), points_key=points_key
+    found = resolve_pixel_size(
+        sdata, image_key=image_key, points_key=points_key, pixels=pixels, pixel_size=pixel_size, spec=spec
     )
+    zoom = found.zoom(spec)
+    # Everything below runs at the working scale: the points are mapped onto its grid, the image is resampled.
+    to_working = _sdata.scaled_affine(_sdata.points_to_pixels(sdata, points_key, image_key), zoom)
+    points = _sdata.PointsPartitions(points_el, gene_key, to_working, points_key=points_key)
     intensity_range = sample_percentiles(pixels, spec.percentiles)
-    shape = (int(pixels.shape[0]), int(pixels.shape[1]))
+    shape = working_shape((int(pixels.shape[0]), int(pixels.shape[1])), zoom)
     grid = BlockGrid(shape, block_size, block_halo)
 
     params = {
@@ -241,7 +277,11 @@ def segment(
         "points_key": points_key,
         "gene_key": gene_key,
         "model": str(gsn_model.meta.get("name", "custom")),
-        "rna_sigma": spec.rna_sigma,
+        **found.to_params(),
+        "working_pixel_size": spec.pixel_size,
+        "labels_grid": labels_grid,
+        "rna_sigma_um": spec.rna_sigma_um,
+        "rna_norm": spec.rna_norm,
         "rna_mode": spec.rna_mode,
         "rna_method": spec.rna_method,
         "intensity_range": list(intensity_range),
@@ -293,10 +333,20 @@ def segment(
             if inside < 0.5 * sum(lengths):
                 share = 100 * inside / sum(lengths)
                 logger.warning("Only %.0f%% of the transcripts of %r fall inside the image.", share, points_key)
+            sigma, level, per_um2 = rna_map_settings(
+                sample_transcripts(work),
+                shape,
+                pixel_size=spec.pixel_size,
+                sigma_um=spec.rna_sigma_um,
+                norm=spec.rna_norm,
+                bin_um=spec.density_bin_um,
+            )
+            params.update({"rna_level": level, "transcripts_per_um2": per_um2})
+            return {"rna_sigma": sigma, "rna_level": level}
 
         _, edges = segment_slide(
             work,
-            image=_sdata.ArrayWindows(pixels, intensity_range),
+            image=_sdata.ArrayWindows(pixels, intensity_range, zoom),
             points=points,
             network=network,
             options={
@@ -323,12 +373,23 @@ def segment(
         cell_ids, area, centroids = cell_table_arrays(work)
         counts = count_matrix_from_runs(work, cell_ids, edges, len(points.gene_names))
         params["distributed"] = client is not None
+        # The run's cells are on the working grid; the table describes them on the labels' grid.
+        to_labels = 1.0 / zoom if labels_grid == "image" else 1.0
         table = build_table(
-            cell_ids, area, centroids, counts, points.gene_names, region=labels_key_added, params=params
+            cell_ids,
+            area * to_labels**2,
+            centroids * to_labels,
+            counts,
+            points.gene_names,
+            region=labels_key_added,
+            params=params,
+            area_um2=area * spec.pixel_size**2,
         )
         in_memory = not sdata.is_backed()
         elements = {
-            labels_key_added: _slide.labels_element(work, image_el, in_memory=in_memory),
+            labels_key_added: _slide.labels_element(
+                work, image_el, in_memory=in_memory, zoom=zoom, image_grid=labels_grid == "image"
+            ),
             assignment_key_added: _slide.assignment_element(work, points, points_el, in_memory=in_memory),
             table_key_added: table,
         }

@@ -19,7 +19,8 @@ from spatialdata.models import Labels2DModel, PointsModel
 from gsn_spatial import _sdata
 from gsn_spatial._constants import Keys
 from gsn_spatial._settings import settings
-from gsn_spatial.core.slide import WorkDir, active_client, open_run, partition_cells, remove_work_dir
+from gsn_spatial.core.resample import is_identity, nearest_window
+from gsn_spatial.core.slide import WorkDir, ZarrWindows, active_client, open_run, partition_cells, remove_work_dir
 
 logger = logging.getLogger(__name__)
 
@@ -76,22 +77,60 @@ def pyramid_factors(shape: tuple[int, int], image_element: Any) -> list[int] | N
     return factors or None
 
 
-def labels_element(work: WorkDir, image_element: Any, *, in_memory: bool) -> Any:
+class _NativeLabelsChunk:
+    """One chunk of working-scale labels brought to the image's grid (picklable, for ``da.map_blocks``)."""
+
+    def __init__(self, path: str, shape: tuple[int, int], zoom: float):
+        self.windows = ZarrWindows(path)
+        self.shape = shape
+        self.zoom = zoom
+
+    def __call__(self, block_info: dict | None = None) -> np.ndarray:
+        (y0, y1), (x0, x1) = block_info[None]["array-location"]
+        return nearest_window(self.windows, self.shape, (y0, y1, x0, x1), 1.0 / self.zoom).astype(np.uint32)
+
+
+def labels_element(
+    work: WorkDir, image_element: Any, *, in_memory: bool, zoom: float = 1.0, image_grid: bool = True
+) -> Any:
     """The labels element of a run, read chunk by chunk from the work directory.
 
-    ``in_memory`` loads it (for objects without a store, whose elements must
-    outlive the work directory).
+    The run's labels are at the working scale (``zoom`` working pixels per
+    image pixel). ``image_grid`` brings them to the image's own pixel grid,
+    chunk by chunk by nearest neighbour, with the image's transformations;
+    otherwise they stay at the working scale with a scale to the image's
+    pixels before the image's transformations. ``in_memory`` loads them (for
+    objects without a store, whose elements must outlive the work directory).
     """
-    from spatialdata.transformations import get_transformation
+    from spatialdata.transformations import Scale, Sequence
 
-    data = da.from_zarr(str(work.path / "labels.zarr"))
+    working = da.from_zarr(str(work.path / "labels.zarr"))
+    transformations = dict(_sdata.transformations(image_element))
+    shape = work.grid.shape
+    if is_identity(zoom):
+        data = working
+    elif image_grid:
+        image_shape = tuple(int(n) for n in _sdata.scale0(image_element).shape[-2:])
+        step = max(256, round(work.grid.block_size / zoom))
+        chunks = tuple(tuple(min(step, n - i) for i in range(0, n, step)) for n in image_shape)
+        data = da.map_blocks(
+            _NativeLabelsChunk(str(work.path / "labels.zarr"), shape, zoom),
+            chunks=chunks,
+            dtype=np.uint32,
+            meta=np.zeros((0, 0), dtype=np.uint32),
+        )
+        shape = image_shape
+    else:
+        data = working
+        to_image = Scale([1 / zoom, 1 / zoom], axes=("y", "x"))
+        transformations = {cs: Sequence([to_image, t]) for cs, t in transformations.items()}
     if in_memory:
         data = da.from_array(np.asarray(data), chunks=data.chunks)
     return Labels2DModel.parse(
         data,
         dims=("y", "x"),
-        transformations=dict(get_transformation(image_element, get_all=True)),
-        scale_factors=pyramid_factors(work.grid.shape, image_element),
+        transformations=transformations,
+        scale_factors=pyramid_factors(shape, image_element),
     )
 
 

@@ -15,12 +15,15 @@ from spatialdata.models import Labels2DModel
 from spatialdata.transformations import get_transformation
 
 from gsn_spatial import __version__, _sdata
+from gsn_spatial._constants import Defaults
 from gsn_spatial._settings import progress_bar, settings
+from gsn_spatial.core.blocks import segment_array
+from gsn_spatial.core.density import rna_density_window
 from gsn_spatial.core.device import resolve_device
 from gsn_spatial.core.recursive import RoundRecord, recursive_training, split_regions
 from gsn_spatial.core.training import LossWeights
 from gsn_spatial.models import GeneSegModel
-from gsn_spatial.tl._inputs import resolve_inputs, resolve_model
+from gsn_spatial.tl._inputs import check_pixel_size, resolve_inputs, resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +67,7 @@ def train(
     gene_key: str | None = None,
     image_channel: int | str | None = None,
     model: GeneSegModel | str | Path | None = None,
+    pixel_size: float | None = None,
     max_rounds: int = 3,
     epochs: int = 10,
     steps_per_epoch: int | None = None,
@@ -92,8 +96,14 @@ def train(
 
     Each round fits the network to the current labels (from a vendor
     segmentation, a nucleus watershed or expansion at first), predicts cells
-    on the training image, refines them with the level set (Eqs. 13-14) and
-    takes them as the next round's labels. Training stops when the mean
+    on the training image through the same blocks and windows as
+    :func:`gsn_spatial.tl.segment`, refines them with the level set
+    (Eqs. 13-14) and takes them as the next round's labels. Image, labels and
+    transcripts are brought to the model's working scale first (as in
+    ``segment``), so a model trained here works on any pixel size. A round
+    whose cells number fewer than half its input labels' cells, or cover less
+    than half their area, is rejected with a warning and training stops with
+    the last good model. Training stops when the mean
     best-match IoU between consecutive rounds' labels (Eq. 16) exceeds
     ``iou_stop``, or after ``max_rounds``.
 
@@ -111,13 +121,17 @@ def train(
         file starts from a copy of that model. The input settings (RNA map
         sigma, intensity percentiles) come with the model. The argument is
         never modified.
+    pixel_size
+        Microns per image pixel; default: found as in
+        :func:`gsn_spatial.tl.segment`.
     max_rounds, epochs
         Rounds of Algorithm 1 and epochs per round.
     steps_per_epoch
         Optimiser steps per epoch; default: enough ``patch_size`` patches to
         cover the training region once.
     patch_size, batch_size, lr, weight_decay
-        Training patches and AdamW settings (the paper's defaults).
+        Training patches (``patch_size`` in working pixels) and AdamW
+        settings (the paper's defaults).
     loss_weights
         Weights of the three terms of Eq. 15.
     iou_stop
@@ -137,8 +151,8 @@ def train(
         (the network's confidence) or ``"mask"`` (the cell's own mask, as in
         the authors' code: smoothing only, never growth).
     max_growth
-        Pixels a cell may grow in one level-set step (into background closer
-        to it than to any other cell).
+        Working pixels a cell may grow in one level-set step (into background
+        closer to it than to any other cell).
     keep_missed
         Keep cells of the current labels that a round's prediction missed,
         so that the recursion cannot lose cells round after round.
@@ -150,7 +164,8 @@ def train(
         Seed for sampling and augmentation.
     checkpoint_dir
         If given, after each round the model (``round_<r>.pt``) and its
-        labels (``round_<r>_labels.npy``) are written there.
+        labels (``round_<r>_labels.npy``, at the working scale) are written
+        there.
     checkpoint_every
         With ``checkpoint_dir``, also write the model every this many epochs
         (``round_<r>_epoch_<e>.pt``), for inspection or as a ``model=`` to
@@ -159,7 +174,8 @@ def train(
         Continue from the last completed round found in ``checkpoint_dir``.
     refined_labels_key
         If given, each round's labels are added as labels elements
-        ``f"{refined_labels_key}_round<r>"`` (written to the store when backed).
+        ``f"{refined_labels_key}_round<r>"`` on the image's pixel grid
+        (written to the store when backed).
     overwrite
         Allow replacing those labels elements.
     name
@@ -170,7 +186,8 @@ def train(
     GeneSegModel
         The trained model; ``model.meta["history"]`` holds per round the
         training and validation losses, cells in and out, the IoU to the
-        previous round and the time.
+        previous round, the time and whether the round was accepted;
+        ``model.meta["params"]`` the pixel size used and how it was found.
 
     Examples
     --------
@@ -193,6 +210,7 @@ def train(
         raise ValueError(f"`lr` must be > 0 and `weight_decay` >= 0, got {lr} and {weight_decay}.")
     if checkpoint_every is not None and (not isinstance(checkpoint_every, int) or checkpoint_every < 1):
         raise ValueError(f"`checkpoint_every` must be a positive integer, got {checkpoint_every!r}.")
+    check_pixel_size(pixel_size)
     if resume and checkpoint_dir is None:
         raise ValueError("`resume=True` needs `checkpoint_dir`.")
     if refined_labels_key is not None:
@@ -202,20 +220,27 @@ def train(
     start = resolve_model(model)
     gsn_model = GeneSegModel(copy.deepcopy(start.network), copy.deepcopy(start.input), {})
     torch_device, autocast = resolve_device(device or settings.device, cpu_bf16=True)
+    spec = gsn_model.input
     inputs = resolve_inputs(
         sdata,
         image_key=image_key,
         points_key=points_key,
         gene_key=gene_key,
         image_channel=image_channel,
-        spec=gsn_model.input,
+        spec=spec,
+        pixel_size=pixel_size,
     )
-    labels = _labels_on_image_grid(sdata, labels_key, inputs.image_key, inputs.shape)
+    labels = inputs.to_working(_labels_on_image_grid(sdata, labels_key, inputs.image_key, inputs.image_shape))
     train_sl, _ = split_regions(inputs.shape, val_fraction, patch_size)
     train_pixels = (train_sl[0].stop - train_sl[0].start) * (train_sl[1].stop - train_sl[1].start)
     if steps_per_epoch is None:
         steps_per_epoch = max(1, math.ceil(train_pixels / patch_size**2 / batch_size))
-    full = inputs.full_inputs(gsn_model.input)
+    rna_sigma, rna_level, per_um2 = inputs.rna_settings(spec)
+    rna = rna_density_window(
+        inputs.points.xy_pixels, inputs.shape, sigma=rna_sigma, level=rna_level, mode=spec.rna_mode,
+        method=spec.rna_method,
+    )  # fmt: skip
+    full = np.stack([inputs.working_image(), rna])
 
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     start_round, history = 0, []
@@ -234,6 +259,10 @@ def train(
         "image_key": inputs.image_key,
         "points_key": inputs.points_key,
         "image_channel": inputs.channel,
+        **inputs.pixel_size.to_params(),
+        "working_pixel_size": spec.pixel_size,
+        "rna_level": rna_level,
+        "transcripts_per_um2": per_um2,
         "start_model": str(start.meta.get("name", "custom")),
         "max_rounds": max_rounds,
         "epochs": epochs,
@@ -275,6 +304,14 @@ def train(
             gsn_model.save(ckpt / f"round_{rnd + 1}_epoch_{epoch}.pt")
 
     progress = progress_bar("epochs")
+    min_area = Defaults.MIN_AREA  # as segment's default
+
+    def predict(network) -> np.ndarray:
+        # segment's defaults: blocks, halo and one network pass per window.
+        return segment_array(
+            full, network, block_size=Defaults.BLOCK_SIZE, halo=Defaults.BLOCK_HALO, tile_size=None,
+            batch_size=batch_size, device=torch_device, autocast_dtype=autocast, decode_kwargs={"min_area": min_area},
+        )  # fmt: skip
 
     hist, per_round = recursive_training(
         gsn_model.network,
@@ -295,6 +332,8 @@ def train(
         level_set_image=level_set_image,
         max_growth=max_growth,
         keep_missed=keep_missed,
+        min_area=min_area,
+        predict=predict,
         device=torch_device,
         autocast_dtype=autocast,
         seed=seed,
@@ -310,7 +349,7 @@ def train(
         tf = dict(get_transformation(inputs.image_element, get_all=True))
         elements = {
             f"{refined_labels_key}_round{start_round + i + 1}": Labels2DModel.parse(
-                lab.astype(np.uint32), dims=("y", "x"), transformations=dict(tf)
+                inputs.to_image(lab).astype(np.uint32), dims=("y", "x"), transformations=dict(tf)
             )
             for i, lab in enumerate(per_round)
         }
