@@ -107,7 +107,7 @@ def test_non_identity_transformations_give_same_cells(tissue, model):
         from spatialdata.transformations import remove_transformation
 
         remove_transformation(tissue[name], "microns")
-    gsn.tl.segment(tissue, model=model)
+    gsn.tl.segment(tissue, model=model, pixel_size=0.5)  # the scale the "microns" system stated
     np.testing.assert_array_equal(tissue.labels["gsn_labels"].values, ref.labels["gsn_labels"].values)
     assert get_transformation(tissue.labels["gsn_labels"], "global") == get_transformation(tissue["dapi"], "global")
 
