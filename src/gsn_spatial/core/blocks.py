@@ -181,8 +181,6 @@ def segment_window(
     """
     wy0, wy1, wx0, wx1 = window
     if tile_size is None:
-        # One pass, zero-padded at the bottom and right to the network's input multiple on each axis (not to a
-        # square), as a pass over the whole image is: the image's edges then look the same in every window.
         overlap = 0
     if rna is None:
         rna = rna_density_window(
@@ -197,6 +195,9 @@ def segment_window(
         batch_size=batch_size,
         device=device,
         autocast_dtype=autocast_dtype,
+        # Zero-padded at the bottom and right to the network's input multiple only (not to a square, nor to a
+        # tile), as a pass over the whole image is: the image's edges then look the same in every window and tiling.
+        pad_to_tile=False,
     )
     cells, centres = decode_cells(maps, **(decode_kwargs or {}))
     local = np.zeros((wy1 - wy0, wx1 - wx0), dtype=np.uint32)

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from gsn_spatial._constants import Defaults
 from gsn_spatial.core.blocks import segment_array
 from gsn_spatial.core.levelset import refine_labels
 from gsn_spatial.core.metrics import mean_best_iou, overlap_table
@@ -183,7 +184,7 @@ def recursive_training(
         ``predict(network)`` gives the cells the trained network finds on the
         training image; default: :func:`~gsn_spatial.core.blocks.segment_array`
         on ``inputs`` with the block windows of ``gsn.tl.segment`` (1024 px
-        blocks, 64 px halo, one network pass per window), the path users get.
+        blocks, 96 px halo, one network pass per window), the path users get.
     min_kept
         A round whose cells number fewer than ``min_kept`` times its input
         labels' cells, or cover less than ``min_kept`` times their area, is
@@ -217,7 +218,8 @@ def recursive_training(
 
         def predict(net: GeneSegNet) -> np.ndarray:
             return segment_array(
-                inputs, net, block_size=1024, halo=64, tile_size=None, device=device, autocast_dtype=autocast_dtype,
+                inputs, net, block_size=Defaults.BLOCK_SIZE, halo=Defaults.BLOCK_HALO, tile_size=None, device=device,
+                autocast_dtype=autocast_dtype,
                 decode_kwargs={"min_area": min_area},
             )  # fmt: skip
 

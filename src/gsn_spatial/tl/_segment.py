@@ -313,12 +313,11 @@ def segment(
             work.create_arrays()
         client = active_client()
         network = gsn_model.network.to(torch_device)
-        window_tile = tile_size
         if settings.compile and (client is None or torch_device.type != "cpu"):
-            # One input shape for every window (edge windows zero-padded), so the network compiles once;
-            # compiled in a copy, so that the caller's model stays a plain module.
-            m = GeneSegNet.INPUT_MULTIPLE
-            window_tile = tile_size or -(-grid.window_size // m) * m
+            # Edge windows keep their own shapes (padded only to the network's input multiple, as one pass over
+            # the image is), so a slide compiles up to four shapes: padding them all to one shape changed the
+            # cells near the image's edges (F1 0.93 against the eager run, tests/test_inference.py).
+            # Compiled in a copy, so that the caller's model stays a plain module.
             network = copy.deepcopy(network)
             network.compile(dynamic=False)
 
@@ -353,7 +352,7 @@ def segment(
                 "rna_sigma": spec.rna_sigma,
                 "rna_mode": spec.rna_mode,
                 "rna_method": spec.rna_method,
-                "tile_size": window_tile,
+                "tile_size": tile_size,
                 "overlap": tile_overlap,
                 "batch_size": batch_size,
                 "device": torch_device,
