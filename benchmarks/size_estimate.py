@@ -1,0 +1,181 @@
+"""Accuracy and speed of :func:`gsn_spatial.core.size.estimate_nucleus_diameter`.
+
+On the 541 fluorescence images of DSB 2018 (``../shared/data/dsb2018_stage1_fluorescence``
+from the repository root), the truth of an image is the median equivalent diameter
+``sqrt(4 * area / pi)`` of its hand-annotated nuclei and the error is
+``estimate / truth - 1``. Results are given for the training split, the held-out
+split (``benchmarks/splits/dsb2018_heldout.txt``, never used to tune anything)
+and all images; then for the images rescaled by ``--zooms`` (the truth scales
+with them); then on this repository's simulator; then the windowed estimator's
+time on a large simulated image.
+
+    python benchmarks/size_estimate.py                   # everything
+    python benchmarks/size_estimate.py --split train     # development: training images only
+    python benchmarks/size_estimate.py --calibrate       # fit the calibration constant on the training split
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+from skimage.transform import rescale
+
+from gsn_spatial.core import size
+from gsn_spatial.core.simulate import simulate_tissue
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / ".." / "shared" / "data" / "dsb2018_stage1_fluorescence"
+HELDOUT = ROOT / "benchmarks" / "splits" / "dsb2018_heldout.txt"
+
+
+def read_ids(path: Path) -> set[str]:
+    return {s.strip() for s in path.read_text().splitlines() if s.strip() and not s.startswith("#")}
+
+
+def median_diameter(labels: np.ndarray) -> float:
+    """Median equivalent diameter of the objects of an instance-label image."""
+    area = np.bincount(labels.ravel())[1:]
+    area = area[area > 0]
+    return float(np.median(np.sqrt(4.0 * area / np.pi)))
+
+
+def estimate_or_nan(image: np.ndarray) -> float:
+    try:
+        return size.estimate_nucleus_diameter(image)
+    except ValueError:
+        return float("nan")
+
+
+def evaluate_one(args: tuple[Path, tuple[float, ...]]) -> dict:
+    """Truth, estimates at each zoom and the time at zoom 1 for one image."""
+    path, zooms = args
+    with np.load(path) as z:
+        image, labels = z["image"], z["labels"]
+    t = time.perf_counter()
+    est = estimate_or_nan(image)
+    seconds = time.perf_counter() - t
+    zoomed = {}
+    for zoom in zooms:
+        # Anti-aliased, range-preserving rescale: a microscope at another magnification.
+        img = rescale(image.astype(np.float32), zoom, anti_aliasing=True, preserve_range=True)
+        zoomed[zoom] = estimate_or_nan(img)
+    return {"id": path.stem, "truth": median_diameter(labels), "est": est, "seconds": seconds, "zoomed": zoomed}
+
+
+def summarise(name: str, rows: list[dict]) -> str:
+    truth = np.array([r["truth"] for r in rows])
+    est = np.array([r["est"] for r in rows])
+    err = np.abs(est / truth - 1.0)
+    failed = ~np.isfinite(err)
+    err[failed] = np.inf  # a failure counts as outside every tolerance
+    seconds = np.mean([r["seconds"] for r in rows])
+    return (
+        f"| {name} | {len(rows)} | {np.mean(err <= 0.2):.3f} | {np.mean(err <= 0.1):.3f} | {np.median(err):.3f} "
+        f"| {np.percentile(err, 90):.3f} | {failed.sum()} | {seconds:.3f} |"
+    )
+
+
+def zoom_line(name: str, rows: list[dict], zooms: tuple[float, ...]) -> str:
+    cells = []
+    for zoom in zooms:
+        err = np.array([abs(r["zoomed"][zoom] / (zoom * r["truth"]) - 1.0) for r in rows])
+        err[~np.isfinite(err)] = np.inf
+        # The ratio to the zoom-1 estimate shows whether the estimate scales with the image.
+        ratio = np.array([r["zoomed"][zoom] / (zoom * r["est"]) for r in rows])
+        cells.append(f"{np.mean(err <= 0.2):.3f} (x{np.nanmedian(ratio):.3f})")
+    return f"| {name} | {len(rows)} | " + " | ".join(cells) + " |"
+
+
+def dsb(split: str, zooms: tuple[float, ...], processes: int) -> list[dict]:
+    paths = sorted(DATA.glob("*.npz"))
+    held = read_ids(HELDOUT)
+    if split != "all":
+        paths = [p for p in paths if (p.stem in held) == (split == "heldout")]
+    with Pool(processes) as pool:
+        rows = pool.map(evaluate_one, [(p, zooms) for p in paths], chunksize=4)
+    for r in rows:
+        r["split"] = "held-out" if r["id"] in held else "train"
+    return rows
+
+
+def print_dsb(rows: list[dict], zooms: tuple[float, ...]) -> None:
+    groups = [(s, [r for r in rows if r["split"] == s]) for s in ("train", "held-out")] + [("all", rows)]
+    groups = [(s, g) for s, g in groups if g]
+    print("DSB 2018 fluorescence: estimate vs median diameter of the hand-annotated nuclei\n")
+    print("| split | images | within 20 % | within 10 % | median abs err | p90 abs err | failures | s / image |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, g in groups:
+        print(summarise(name, g))
+    if zooms:
+        print("\nRescaled images: fraction within 20 % of zoom x truth (median estimate(zoom) / (zoom x estimate))\n")
+        print("| split | images | " + " | ".join(f"zoom {z:g}" for z in zooms) + " |")
+        print("| --- | --- | " + " | ".join("---" for _ in zooms) + " |")
+        for name, g in groups:
+            print(zoom_line(name, g, zooms))
+
+
+def calibrate(rows: list[dict]) -> None:
+    """Print the calibration constant fitted on the training split only."""
+    train = [r for r in rows if r["split"] == "train" and np.isfinite(r["est"])]
+    raw = np.array([r["est"] / size._CALIBRATION for r in train])
+    truth = np.array([r["truth"] for r in train])
+    # The median ratio: the constant that puts half the images above and half below the truth.
+    print(f"\ncalibration fitted on {len(train)} training images: {np.median(truth / raw):.4f}")
+
+
+def simulator() -> None:
+    print("\nSimulator (gsn_spatial.core.simulate.simulate_tissue, 768 x 768): estimate vs median nucleus diameter\n")
+    print("| cell_diameter_px | truth | estimate | rel err | s |")
+    print("| --- | --- | --- | --- | --- |")
+    for cell in (14.0, 28.0, 56.0):
+        sim = simulate_tissue((768, 768), seed=1, cell_diameter_px=cell)
+        truth = median_diameter(sim.nuclei)
+        t = time.perf_counter()
+        est = estimate_or_nan(sim.image)
+        dt = time.perf_counter() - t
+        print(f"| {cell:g} | {truth:.1f} | {est:.1f} | {est / truth - 1:+.3f} | {dt:.2f} |")
+
+
+def windows() -> None:
+    sim = simulate_tissue((4096, 4096), seed=2, cell_diameter_px=28.0)
+    truth = median_diameter(sim.nuclei)
+    t = time.perf_counter()
+    est = size.estimate_nucleus_diameter_windows(
+        lambda y0, y1, x0, x1: sim.image[y0:y1, x0:x1], sim.image.shape, window=512, n_windows=16
+    )
+    dt = time.perf_counter() - t
+    print(
+        f"\nWindows (4096 x 4096 simulated, 16 windows of 512 x 512): truth {truth:.1f}, "
+        f"estimate {est:.1f} ({est / truth - 1:+.3f}), {dt:.2f} s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--split", choices=["all", "train", "heldout"], default="all")
+    parser.add_argument("--zooms", type=float, nargs="*", default=[0.5, 2.0])
+    parser.add_argument("--processes", type=int, default=1, help="worker processes (1: clean timings)")
+    parser.add_argument("--calibrate", action="store_true", help="fit the calibration constant (training split)")
+    parser.add_argument("--no-sim", action="store_true", help="skip the simulator and windows checks")
+    args = parser.parse_args()
+    if args.calibrate:
+        args.split, args.zooms = "train", []
+    zooms = tuple(args.zooms)
+    if DATA.exists():
+        rows = dsb(args.split, zooms, args.processes)
+        print_dsb(rows, zooms)
+        if args.calibrate:
+            calibrate(rows)
+    else:
+        print(f"{DATA} not found: DSB evaluation skipped")
+    if not args.no_sim and not args.calibrate:
+        simulator()
+        windows()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,378 @@
+"""Nucleus diameter from a nucleus-stain image, without a network (array level).
+
+The estimate is the median over nuclei of the equivalent diameter
+``sqrt(4 * area / pi)`` in pixels, the quantity a segmentation model's scale is
+set from (Cellpose's "diameter"). It is found by a classical segmentation that
+needs no size prior:
+
+1. The image is scaled to ``[0, 1]`` by its 1st and 99.9th percentiles and
+   smoothed a little (Gaussian, 1 px), so dtype and intensity range do not matter.
+2. A low global threshold (Li's minimum cross entropy) finds every candidate
+   object, dim nuclei included; each candidate is then thresholded again by
+   Otsu's method on its own neighbourhood. A global Otsu threshold alone is
+   set by the brightest nuclei and keeps only the cores of dim ones.
+3. Candidates whose mean intensity does not stand out of the background by
+   several noise standard deviations are dropped, so pure noise finds nothing.
+4. Touching nuclei are split by a watershed of the distance transform, with
+   seeds at least half a typical nucleus apart; the typical size is the median
+   diameter of the largest disk inside each connected object, which a clump of
+   nuclei does not inflate.
+5. Fragments under 40 % of that size are dropped and the median equivalent
+   diameter is multiplied by a calibration constant (fitted on the training
+   split of the DSB 2018 data set, ``benchmarks/size_estimate.py --calibrate``).
+6. If that median is under 14 px, steps 1-5 run again with proportionally less
+   smoothing, which would otherwise merge and inflate small nuclei.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.filters import threshold_li, threshold_otsu
+from skimage.segmentation import watershed
+
+__all__ = ["estimate_nucleus_diameter", "estimate_nucleus_diameter_windows"]
+
+_SMOOTH_SIGMA = 1.0  # px; removes shot noise from nuclei of 14 px and more
+_MIN_SMOOTH_SIGMA = 0.4  # px; the least smoothing, for nuclei of ~6 px or less
+_DIAMETER_PER_SIGMA = 14.0  # nuclei under this many px across get sigma = diameter / this
+_LOCAL_LEVEL = 0.8  # fraction of the way from local background to local Otsu threshold
+_LOCAL_MARGIN = 0.25  # neighbourhood margin around a candidate, as a fraction of its extent
+_LEVELS = 512  # grey levels of the per-object Otsu histograms
+_MIN_CANDIDATE_AREA = 4  # px; smaller candidates cannot be nuclei and only cost time
+_MIN_CONTRAST_SNR = 4.0  # candidate mean over background, in noise standard deviations
+_SEED_DISTANCE = 0.5  # watershed seeds at least this fraction of the typical diameter apart
+_MIN_DIAMETER = 0.4  # objects under this fraction of the typical diameter are fragments
+# Median of truth / raw estimate over the DSB 2018 training split (benchmarks/size_estimate.py --calibrate).
+_CALIBRATION = 0.944
+
+_NO_NUCLEI = (
+    "no nuclei found in the image (empty, constant or noise only?); "
+    "pass the nucleus diameter or pixel_size= explicitly instead of estimating it"
+)
+
+
+def _normalise(image: np.ndarray) -> np.ndarray:
+    """Scale ``image`` to ``[0, 1]`` by its 1st and 99.9th percentiles (float32)."""
+    x = np.asarray(image, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"expected a 2-D image, got shape {x.shape}")
+    finite = np.isfinite(x)
+    if not finite.all():
+        # NaN / inf pixels (masked regions) carry no signal; put them at the background.
+        x = np.where(finite, x, np.nanmin(np.where(finite, x, np.nan)) if finite.any() else 0)
+    lo, hi = np.percentile(_sample(x), [1.0, 99.9])
+    if not hi > lo:
+        raise ValueError(_NO_NUCLEI)
+    return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+
+
+def _sample(x: np.ndarray) -> np.ndarray:
+    """Every other row and column of a large image: the same quantiles at a quarter of the cost."""
+    return x[::2, ::2] if x.size > 2**16 else x
+
+
+def _noise_std(x: np.ndarray) -> float:
+    """Robust standard deviation of pixel noise: MAD of horizontal differences."""
+    # Differences cancel the smooth signal; the median ignores the few that cross edges.
+    d = np.diff(x[::2] if x.size > 2**16 else x, axis=1)
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2.0))
+
+
+def _otsu_levels(counts: np.ndarray) -> np.ndarray:
+    """Otsu's threshold of each row of a stack of histograms: the last bin of the lower class."""
+    bins = np.arange(counts.shape[1], dtype=np.float64)
+    w0 = np.cumsum(counts, axis=1, dtype=np.float64)[:, :-1]
+    m0 = np.cumsum(counts * bins, axis=1)[:, :-1]
+    total = counts.sum(axis=1, keepdims=True, dtype=np.float64)
+    mean_total = (counts * bins).sum(axis=1, keepdims=True)
+    # Between-class variance up to a constant factor; empty classes score 0.
+    denom = w0 * (total - w0)
+    between = np.divide((mean_total * w0 - total * m0) ** 2, denom, out=np.zeros_like(denom), where=denom > 0)
+    return np.argmax(between, axis=1)
+
+
+def _local_otsu(xs: np.ndarray, candidates: np.ndarray, t_low: float) -> np.ndarray:
+    """Threshold each candidate object by Otsu's method on its own neighbourhood.
+
+    The neighbourhood is the candidate's bounding box grown by ``_LOCAL_MARGIN`` of its
+    extent; its pixels outside the candidate are counted at the background level, which
+    lets one ``bincount`` build all the histograms at once.
+    """
+    n = int(candidates.max())
+    if n == 0:
+        return np.zeros(xs.shape, dtype=bool)
+    levels = np.minimum((xs * _LEVELS).astype(np.int64), _LEVELS - 1)
+    inside = candidates > 0
+    counts = np.bincount(candidates[inside] * _LEVELS + levels[inside], minlength=(n + 1) * _LEVELS)
+    counts = counts.reshape(n + 1, _LEVELS)
+    background = min(int(np.median(_sample(xs)[_sample(~inside)]) * _LEVELS), _LEVELS - 1)
+    counts[:, background] += np.maximum(0, _box_areas(candidates, xs.shape) - counts.sum(axis=1))
+    otsu = _otsu_levels(counts) + 0.5
+    level = np.maximum((background + _LOCAL_LEVEL * (otsu - background)) / _LEVELS, t_low)
+    level[0] = np.inf
+    return xs > level[candidates]
+
+
+def _box_areas(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Area of each label's bounding box grown by ``_LOCAL_MARGIN`` of its extent (index 0: 0)."""
+    h, w = shape
+    areas = np.zeros(int(labels.max()) + 1, dtype=np.int64)
+    for i, (ys, xs) in enumerate(ndi.find_objects(labels), start=1):
+        m = int(max(2, _LOCAL_MARGIN * max(ys.stop - ys.start, xs.stop - xs.start)))
+        areas[i] = (min(h, ys.stop + m) - max(0, ys.start - m)) * (min(w, xs.stop + m) - max(0, xs.start - m))
+    return areas
+
+
+def _foreground(x: np.ndarray, sigma: float = _SMOOTH_SIGMA) -> tuple[np.ndarray, int]:
+    """Nucleus objects of a normalised image (labels, count): low global threshold, then per-object Otsu."""
+    xs = ndi.gaussian_filter(x, sigma)
+    if not xs.max() > xs.min():
+        return np.zeros(x.shape, dtype=np.int32), 0
+    # Every other pixel gives the same global thresholds in a quarter of the time.
+    sample = _sample(xs)
+    t_low = min(threshold_li(sample), threshold_otsu(sample))
+    cand, n = ndi.label(xs > t_low)
+    big = np.bincount(cand.ravel(), minlength=n + 1) >= _MIN_CANDIDATE_AREA
+    big[0] = False
+    mask = _fill_holes(_local_otsu(xs, _relabel(cand, big), t_low))
+    return _drop_faint(x, mask, xs <= t_low)
+
+
+def _relabel(labels: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Labels with only those flagged in ``keep`` (indexed by label), renumbered ``1..k``."""
+    new = np.cumsum(keep).astype(np.int32)
+    new[~keep] = 0
+    return new[labels]
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Fill the holes of a mask: background components that do not touch the border."""
+    # Labelling the background is several times faster than ndimage.binary_fill_holes' iterated dilation.
+    holes, n = ndi.label(~mask)
+    if n == 0:
+        return mask
+    outside = np.zeros(n + 1, dtype=bool)
+    outside[np.concatenate([holes[0], holes[-1], holes[:, 0], holes[:, -1]])] = True
+    outside[0] = True
+    return ~outside[holes] | mask
+
+
+def _drop_faint(x: np.ndarray, mask: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, int]:
+    """Objects of ``mask`` whose mean exceeds the background by ``_MIN_CONTRAST_SNR`` noise sigmas."""
+    lab, n = ndi.label(mask)
+    if n == 0 or not background.any():
+        return lab, n
+    bg = float(np.median(_sample(x)[_sample(background)]))
+    mean = ndi.mean(x, lab, np.arange(1, n + 1))
+    keep = np.concatenate([[False], mean - bg > _MIN_CONTRAST_SNR * _noise_std(x)])
+    return _relabel(lab, keep), int(keep.sum())
+
+
+def _split(objects: np.ndarray, n: int) -> tuple[np.ndarray, float]:
+    """Split touching nuclei; return labels and the typical diameter used for seeding (0 if none)."""
+    if n == 0:
+        return objects, 0.0
+    mask = objects > 0
+    edt = ndi.distance_transform_edt(mask)
+    # The largest inscribed disk of a clump is about one nucleus, so this ignores merging.
+    inscribed = 2.0 * _label_max(edt, objects, n)[1:]
+    inscribed = inscribed[inscribed >= 4.0]
+    if inscribed.size == 0:
+        return objects, 0.0
+    typical = float(np.median(inscribed))
+    return watershed(-edt, _seeds(edt, objects, n, typical), mask=mask), typical
+
+
+def _seeds(edt: np.ndarray, objects: np.ndarray, n: int, typical: float) -> np.ndarray:
+    """Watershed seeds: distance-transform maxima about ``_SEED_DISTANCE * typical`` apart, one at least per object."""
+    spacing = max(2, int(_SEED_DISTANCE * typical))
+    peaks = (edt > 0) & (edt == ndi.maximum_filter(edt, size=2 * spacing + 1))
+    # Equal maxima closer than the spacing (plateaus, ridges) make one seed: group them by a dilation,
+    # per object so that two objects never share a seed.
+    groups, _ = ndi.label(ndi.binary_dilation(peaks, iterations=max(1, spacing // 2)), structure=np.ones((3, 3)))
+    seeds = np.where(peaks, groups.astype(np.int64) * (n + 1) + objects, 0)
+    # A small object next to a larger one can lose its maximum to it; seed it at its own maximum.
+    missing = np.setdiff1d(np.arange(1, n + 1), objects[peaks])
+    boxes = ndi.find_objects(objects) if missing.size else []
+    for j, obj in enumerate(missing, start=int(seeds.max()) + 1):
+        box = boxes[obj - 1]
+        local = np.where(objects[box] == obj, edt[box], -1.0)
+        seeds[box][np.unravel_index(np.argmax(local), local.shape)] = j
+    return seeds
+
+
+def _label_max(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """Maximum of ``values`` per label ``0..n`` (0 where a label is absent)."""
+    # ufunc.at over the labelled pixels: much faster than ndimage.maximum, which sorts the image.
+    out = np.zeros(n + 1, dtype=np.float64)
+    inside = labels > 0
+    np.maximum.at(out, labels[inside], values[inside])
+    return out
+
+
+def _edge_ids(labels: np.ndarray, edges: tuple[bool, bool, bool, bool]) -> np.ndarray:
+    """Labels touching the chosen edges (top, bottom, left, right)."""
+    strips = [s for s, use in zip((labels[0], labels[-1], labels[:, 0], labels[:, -1]), edges, strict=True) if use]
+    return np.unique(np.concatenate(strips)) if strips else np.zeros(0, dtype=labels.dtype)
+
+
+def _nucleus_diameters(
+    image: np.ndarray, drop_edges: tuple[bool, bool, bool, bool] = (False,) * 4, sigma: float = _SMOOTH_SIGMA
+) -> np.ndarray:
+    """Uncalibrated equivalent diameters of the nuclei found in ``image`` (empty if none).
+
+    Objects touching an edge flagged in ``drop_edges`` are left out: a window's inner
+    edges cut nuclei that are whole in the image.
+    """
+    labels, typical = _split(*_foreground(_normalise(image), sigma))
+    if typical == 0.0:
+        return np.zeros(0)
+    area = np.bincount(labels.ravel()).astype(np.float64)
+    area[0] = 0.0
+    area[_edge_ids(labels, drop_edges)] = 0.0
+    diameters = np.sqrt(4.0 * area[area > 0] / np.pi)
+    return diameters[diameters >= _MIN_DIAMETER * typical]
+
+
+def _smoothing_for(diameter: float) -> float:
+    """Smoothing for nuclei of about ``diameter`` px: the default, or less for small nuclei."""
+    # 1 px of blur merges touching nuclei under ~13 px across and inflates them; scale it down with the size.
+    sigma = min(_SMOOTH_SIGMA, max(_MIN_SMOOTH_SIGMA, diameter / _DIAMETER_PER_SIGMA))
+    return sigma if sigma < 0.9 * _SMOOTH_SIGMA else _SMOOTH_SIGMA
+
+
+def estimate_nucleus_diameter(image: np.ndarray) -> float:
+    """Median nucleus diameter of a nucleus-stain image, in pixels.
+
+    The diameter of a nucleus is its equivalent diameter ``sqrt(4 * area / pi)``;
+    nuclei cut by the image border count with their visible area, as in hand
+    annotations. No deep learning: a threshold-and-watershed segmentation (see
+    the module docstring) whose result is calibrated on hand-annotated nuclei.
+
+    Parameters
+    ----------
+    image
+        2-D nucleus stain (DAPI, Hoechst): bright nuclei on a dark background.
+        Any dtype and intensity range.
+
+    Returns
+    -------
+    float
+        The median equivalent diameter in pixels.
+
+    Raises
+    ------
+    ValueError
+        If no nuclei can be found (empty, constant or pure-noise image); pass the
+        size explicitly (``pixel_size=``) then.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> yy, xx = np.mgrid[:128, :128]
+    >>> image = np.zeros((128, 128))
+    >>> for cy, cx in [(30, 30), (30, 90), (90, 30), (90, 90)]:
+    ...     image[(yy - cy) ** 2 + (xx - cx) ** 2 <= 10**2] = 1.0
+    >>> round(estimate_nucleus_diameter(image) / 20, 1)
+    1.0
+    """
+    diameters = _nucleus_diameters(image)
+    if diameters.size == 0:
+        raise ValueError(_NO_NUCLEI)
+    sigma = _smoothing_for(float(np.median(diameters)))
+    if sigma != _SMOOTH_SIGMA:
+        diameters = _nucleus_diameters(image, sigma=sigma)
+    return float(_CALIBRATION * np.median(diameters))
+
+
+def _grid_windows(shape: tuple[int, int], window: int) -> list[tuple[int, int, int, int]]:
+    """Non-overlapping ``window`` x ``window`` tiles covering ``shape`` evenly (``y0, y1, x0, x1``)."""
+    boxes = []
+    h, w = shape
+    ny, nx = max(1, h // window), max(1, w // window)
+    # Spread the tiles over the whole image; the leftover margin is shared between the gaps.
+    ys = np.linspace(0, max(0, h - window), ny).round().astype(int)
+    xs = np.linspace(0, max(0, w - window), nx).round().astype(int)
+    for y0 in ys:
+        for x0 in xs:
+            boxes.append((int(y0), int(min(h, y0 + window)), int(x0), int(min(w, x0 + window))))
+    return boxes
+
+
+def estimate_nucleus_diameter_windows(
+    read_window: Callable[[int, int, int, int], np.ndarray],
+    shape: tuple[int, int],
+    *,
+    window: int = 512,
+    n_windows: int = 16,
+    seed: int = 0,
+) -> float:
+    """Median nucleus diameter of a large (lazy) image from a few windows, in pixels.
+
+    Windows of a regular grid are read in a random order until ``n_windows`` of
+    them hold nuclei (at most ``3 * n_windows`` are read, so empty slide regions
+    cost little); the nuclei of all of them are pooled and their median
+    equivalent diameter is returned, calibrated as in
+    :func:`estimate_nucleus_diameter`. Nuclei cut by a window edge inside the
+    image are left out.
+
+    Parameters
+    ----------
+    read_window
+        ``read_window(y0, y1, x0, x1)`` returns the 2-D array ``image[y0:y1, x0:x1]``.
+    shape
+        ``(height, width)`` of the whole image.
+    window
+        Side of the square windows in pixels.
+    n_windows
+        Number of windows with nuclei to pool.
+    seed
+        Seed of the order in which windows are tried.
+
+    Returns
+    -------
+    float
+        The median equivalent diameter in pixels.
+
+    Raises
+    ------
+    ValueError
+        If no window holds nuclei; pass ``pixel_size=`` explicitly then.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> yy, xx = np.mgrid[:1024, :1024]
+    >>> image = (((yy % 64) - 32) ** 2 + ((xx % 64) - 32) ** 2 <= 8**2).astype(np.uint8) * 200
+    >>> d = estimate_nucleus_diameter_windows(lambda y0, y1, x0, x1: image[y0:y1, x0:x1], image.shape, window=256)
+    >>> round(d / 16, 1)
+    1.0
+    """
+    h, w = int(shape[0]), int(shape[1])
+    boxes = _grid_windows((h, w), int(window))
+    order = np.random.default_rng(seed).permutation(len(boxes))
+    pooled, used, sigma = [], 0, None
+    for i in order[: 3 * n_windows]:
+        y0, y1, x0, x1 = boxes[i]
+        edges = (y0 > 0, y1 < h, x0 > 0, x1 < w)
+        try:
+            tile = np.asarray(read_window(y0, y1, x0, x1))
+            d = _nucleus_diameters(tile, drop_edges=edges, sigma=sigma or _SMOOTH_SIGMA)
+        except ValueError:  # constant window (outside the tissue)
+            continue
+        if d.size and sigma is None:
+            # The first window with nuclei sets the smoothing of all of them (one extra pass at most).
+            sigma = _smoothing_for(float(np.median(d)))
+            if sigma != _SMOOTH_SIGMA:
+                d = _nucleus_diameters(tile, drop_edges=edges, sigma=sigma)
+        if d.size:
+            pooled.append(d)
+            used += 1
+            if used == n_windows:
+                break
+    if not pooled:
+        raise ValueError(_NO_NUCLEI)
+    return float(_CALIBRATION * np.median(np.concatenate(pooled)))
