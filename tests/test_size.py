@@ -15,26 +15,26 @@ DSB = ROOT / ".." / "shared" / "data" / "dsb2018_stage1_fluorescence"
 HELDOUT = ROOT / "benchmarks" / "splits" / "dsb2018_heldout.txt"
 
 
-def disk_image(shape: tuple[int, int], diameter: float, seed: int, fill: float = 0.2) -> tuple[np.ndarray, float]:
-    """Non-overlapping disks of varying brightness on a dark background; returns (image in [0, 1], truth)."""
+def disk_image(shape: tuple[int, int], diameter: float, seed: int) -> tuple[np.ndarray, float]:
+    """Disks of varying brightness on a jittered grid, some sites empty; returns (image in [0, 1], truth)."""
     rng = np.random.default_rng(seed)
     image = np.zeros(shape)
     labels = np.zeros(shape, dtype=np.int32)
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    r = diameter / 2
-    centres: list[np.ndarray] = []
-    target = int(fill * shape[0] * shape[1] / (np.pi * r * r))
-    for _ in range(50 * target):
-        if len(centres) == target:
-            break
-        c = rng.uniform(r + 1, np.array(shape) - r - 1)
-        if all(np.hypot(*(c - o)) > 2 * r + 3 for o in centres):
-            centres.append(c)
-            inside = (yy - c[0]) ** 2 + (xx - c[1]) ** 2 <= r * r
-            image[inside] = rng.uniform(0.4, 1.0)
-            labels[inside] = len(centres)
+    r, spacing = diameter / 2, 1.7 * diameter + 3
+    offsets = np.arange(-int(np.ceil(r)), int(np.ceil(r)) + 1)
+    dy, dx = np.meshgrid(offsets, offsets, indexing="ij")
+    for cy in np.arange(spacing / 2, shape[0] - spacing / 2, spacing):
+        for cx in np.arange(spacing / 2, shape[1] - spacing / 2, spacing):
+            if rng.random() < 0.3:
+                continue  # empty site: irregular spacing
+            # Jitter the centre (sub-pixel too) but keep a gap of >= 3 px to the neighbours.
+            y, x = np.array([cy, cx]) + rng.uniform(-0.15, 0.15, 2) * diameter
+            yy, xx = np.round(y).astype(int) + dy, np.round(x).astype(int) + dx
+            inside = (yy - y) ** 2 + (xx - x) ** 2 <= r * r
+            image[yy[inside], xx[inside]] = rng.uniform(0.4, 1.0)
+            labels[yy[inside], xx[inside]] = labels.max() + 1
     area = np.bincount(labels.ravel())[1:]
-    return image, float(np.median(np.sqrt(4 * area / np.pi)))
+    return image, float(np.median(np.sqrt(4 * area[area > 0] / np.pi)))
 
 
 def noisy(image: np.ndarray, dtype: str, seed: int) -> np.ndarray:
@@ -137,5 +137,5 @@ def test_dsb2018_heldout_within_20_percent():
             within.append(abs(estimate_nucleus_diameter(image) / truth - 1) <= 0.2)
         except ValueError:
             within.append(False)
-    # Measured 0.XX on these 30 images (benchmarks/size_estimate.py: 0.YY on the whole held-out split).
+    # Measured 0.90 on these 30 images (27 of 30) and 0.907 on all 108 held-out images (benchmarks/size_estimate.py).
     assert np.mean(within) >= 0.8, np.mean(within)
