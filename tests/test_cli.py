@@ -172,3 +172,14 @@ def test_subprocess_segment(store, copy):
     assert "from_shell" in sd.read_zarr(path).labels
     bad = subprocess.run([*cmd, "segment", str(path / "nope")], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and bad.stderr.strip().count("\n") == 0 and "Traceback" not in bad.stderr
+
+
+def test_segment_pixel_size_and_labels_grid(store, copy):
+    path = copy(store)
+    argv = ["segment", str(path), "--pixel-size", "0.25", "--labels-grid", "working", *FAST]
+    assert main(argv) == 0
+    back = sd.read_zarr(path)
+    params = back.tables["gsn_table"].uns["gsn"]["params"]
+    assert params["pixel_size"] == 0.25 and params["pixel_size_source"] == "argument"
+    assert back.labels["gsn_labels"].shape == (128, 128)  # 256 px at 0.25 um = 128 px at the working 0.5 um
+    assert main(["segment", str(path), "--pixel-size", "-1", "--overwrite", *FAST]) == 2  # a usage error
