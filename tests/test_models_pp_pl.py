@@ -52,9 +52,15 @@ def test_load_rejects_non_models(tmp_path):
 
 def test_shipped_models_record_their_units():
     m = gsn.models.load()
-    assert m.meta["name"] == "synthetic" and m.input.rna_mode == "sum" and m.input.rna_norm == "density"
+    assert m.meta["name"] == "generalist" and m.input.rna_mode == "sum" and m.input.rna_norm == "density"
     assert m.input.pixel_size == 0.5 and 3 < m.input.nucleus_diameter_um < m.input.cell_diameter_um < 30
-    assert gsn.models.load("xenium_breast").input == m.input  # fine-tuned from it: the same inputs
+    v2 = gsn.models.load("synthetic").input
+    assert gsn.models.load("xenium_breast").input == v2  # fine-tuned from it: the same inputs
+    assert (v2.rna_sigma_um, v2.rna_norm, v2.percentiles) == (
+        m.input.rna_sigma_um,
+        m.input.rna_norm,
+        m.input.percentiles,
+    )
     old = gsn.models.load("synthetic_v1").input  # before units: 0.5 um/px and Eq. 5's clipped sum
     assert (old.pixel_size, old.rna_sigma_um, old.rna_norm, old.rna_sigma) == (0.5, 0.75, "clip", 1.5)
 

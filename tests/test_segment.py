@@ -34,7 +34,7 @@ def test_table_contract(segmented):
     np.testing.assert_array_equal(table.obs["area"].to_numpy(), np.bincount(labels.ravel())[ids])
     assert table.obsm["spatial"].shape == (len(ids), 2)
     assert table.var_names.tolist() == segmented.points["transcripts"]["gene"].cat.categories.tolist()
-    assert table.uns["gsn"]["params"]["model"] == "synthetic"
+    assert table.uns["gsn"]["params"]["model"] == "generalist"
 
 
 def test_counts_add_up_to_assignment(segmented):

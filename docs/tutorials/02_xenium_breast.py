@@ -18,8 +18,8 @@
 # vendor, then clusters the cells with scanpy and maps the clusters.
 #
 # The training settings are tiny so that the test suite can run the tutorial in under a minute;
-# the shipped `xenium_breast` model was trained with the same recipe at larger settings
-# ([training](../training.md)), and both are compared below.
+# the tuned model is compared below with the default `generalist` model, which never saw this
+# crop's right quarter ([models](../models.md)).
 
 # %%
 import os
@@ -86,7 +86,7 @@ print(sdata.images["morphology_mip"].shape, int(sdata.labels["vendor"].max()), "
 #
 # {func}`gsn_spatial.tl.train` runs GeneSegNet's recursive training: fit the network to the labels,
 # predict, refine each cell with a level set, and take the refined cells as the next round's
-# labels. Here: one round of two short epochs, starting from the shipped `xenium_breast` model (a
+# labels. Here: one round of two short epochs, starting from the default `generalist` model (a
 # fine-tune). The same from a shell: `gsn train xenium_breast.zarr --labels-key vendor ...`.
 
 # %%
@@ -94,7 +94,6 @@ model = gsn.tl.train(
     sdata,
     labels_key="vendor",
     image_key="morphology_mip",
-    model="xenium_breast",
     max_rounds=1,
     epochs=2,
     steps_per_epoch=4,
@@ -108,7 +107,7 @@ print(model.meta["history"][-1])
 # %% [markdown]
 # ## Segment
 #
-# Segment with the model just trained and with the shipped `xenium_breast` model. Each call adds
+# Segment with the model just trained and with the default `generalist` model. Each call adds
 # labels, a table and the transcripts with their cell id, and writes them to the store.
 
 # %%
@@ -117,7 +116,7 @@ gsn.tl.segment(
     labels_key_added="gsn_tutorial", table_key_added="gsn_tutorial_table",
     assignment_key_added="transcripts_tutorial",
 )  # fmt: skip
-gsn.tl.segment(sdata, image_key="morphology_mip", points_key="transcripts", model="xenium_breast")
+gsn.tl.segment(sdata, image_key="morphology_mip", points_key="transcripts")
 print(sd.read_zarr(store))
 
 # %% [markdown]
@@ -145,7 +144,7 @@ fig, axes = plt.subplots(1, 2, figsize=(12, 6))
 window = (100, 350, 300, 550)
 gsn.pl.segmentation_overlay(
     sdata, labels_key="gsn_labels", reference_key="vendor", image_key="morphology_mip", window=window, ax=axes[0],
-    title="GeneSegNet xenium_breast (red) vs vendor (cyan)",
+    title="GeneSegNet generalist (red) vs vendor (cyan)",
 )  # fmt: skip
 gsn.pl.segmentation_overlay(
     sdata, labels_key="expanded", reference_key="vendor", image_key="morphology_mip", window=window, ax=axes[1],

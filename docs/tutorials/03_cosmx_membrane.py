@@ -67,11 +67,11 @@ fig.savefig(FIGURES / "cosmx_input.png", dpi=80)
 # CosMx pixels are about 0.18 um (NanoString's figure; it is not in the files, and the reader records
 # it as the `"microns"` coordinate system); the shipped models work at 0.5 um. `segment` resamples
 # to that scale by itself and returns labels on the image's own grid, so the DAPI channel and the
-# transcripts go in as they are, with the model trained on real Xenium data. The image-only
+# transcripts go in as they are, with the default `generalist` model. The image-only
 # baseline: watershed nuclei (its smoothing and marker distance are in microns too) expanded by 5 um.
 
 # %%
-gsn.tl.segment(sdata, image_key="composite", image_channel="DAPI", model="xenium_breast")
+gsn.tl.segment(sdata, image_key="composite", image_channel="DAPI")
 gsn.tl.watershed_nuclei(sdata, image_key="composite", image_channel="DAPI", labels_key_added="nuclei")
 gsn.tl.expand_nuclei(sdata, labels_key="nuclei", distance_um=5.0, labels_key_added="nuclei_5um")
 print(sdata.tables["gsn_table"].uns["gsn"]["params"]["pixel_size_source"])

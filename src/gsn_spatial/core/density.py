@@ -188,6 +188,9 @@ def transcript_density(points_xy: np.ndarray, *, bin_size: float, shape: tuple[i
     return float(np.percentile(counts, 75)) / bin_size**2
 
 
+MIN_LEVEL_DENSITY_UM2 = 0.05  # transcripts per um^2: half the sparsest the shipped models were trained on
+
+
 def density_level(density: float, sigma: float) -> float:
     """Level of the density-normalised RNA map: twice the map's expectation in tissue of ``density``.
 
@@ -235,5 +238,8 @@ def rna_map_settings(
         raise ValueError(f"`rna_norm` must be one of {RNA_NORMS}, got {norm!r}.")
     sigma = sigma_um / pixel_size
     density = transcript_density(points_xy, bin_size=bin_um / pixel_size, shape=shape)
-    level = density_level(density, sigma) if norm == "density" else 1.0
+    # The level never falls below that of MIN_LEVEL_DENSITY_UM2: on a nearly empty slide a lone transcript
+    # would otherwise read as a whole cell's worth of RNA.
+    floor = MIN_LEVEL_DENSITY_UM2 * pixel_size**2
+    level = density_level(max(density, floor), sigma) if norm == "density" else 1.0
     return sigma, level, density / pixel_size**2

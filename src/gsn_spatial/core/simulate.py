@@ -73,6 +73,10 @@ def simulate_tissue(
     nucleus_fraction: float = 0.5,
     max_elongation: float = 1.8,
     cytoplasm_stain: float = 0.0,
+    dim_nucleus_fraction: float = 0.0,
+    blur_px: float = 1.2,
+    texture: float = 0.25,
+    texture_scale_px: float = 1.5,
 ) -> SimulatedTissue:
     """Simulate one tissue section.
 
@@ -103,6 +107,16 @@ def simulate_tissue(
     cytoplasm_stain
         Faint stain of the whole cell relative to nuclei (0: a pure nucleus
         stain, where the image says nothing about the cytoplasm).
+    dim_nucleus_fraction
+        Fraction of cells whose nucleus is dim (10-40 % of the others'
+        brightness) or out of the imaged plane (not stained at all), half
+        each; such cells are known only from their transcripts. Their
+        ``nuclei`` truth is kept.
+    blur_px
+        Standard deviation of the optical blur, in pixels.
+    texture, texture_scale_px
+        Relative contrast and correlation length (pixels) of the chromatin
+        texture inside nuclei.
 
     Returns
     -------
@@ -119,6 +133,8 @@ def simulate_tissue(
         raise ValueError(f"`density` must be in (0, 1], got {density}.")
     if not (0 <= background_fraction < 1):
         raise ValueError(f"`background_fraction` must be in [0, 1), got {background_fraction}.")
+    if not (0 <= dim_nucleus_fraction <= 1):
+        raise ValueError(f"`dim_nucleus_fraction` must be in [0, 1], got {dim_nucleus_fraction}.")
     if cell_diameter_px < 4:
         raise ValueError(f"`cell_diameter_px` must be at least 4, got {cell_diameter_px}.")
     if n_cell_types < 1 or n_genes < n_cell_types:
@@ -208,10 +224,16 @@ def simulate_tissue(
 
     # --- nucleus stain ----------------------------------------------------------
     brightness = np.concatenate([[0], rng.uniform(0.6, 1.0, n_cells)])
-    texture = 1 + 0.25 * _smooth_noise(rng, shape, 1.5)
-    signal = (nuclei > 0) * brightness[nuclei] * texture
+    if dim_nucleus_fraction > 0:
+        # Drawn only when asked for, so that the default tissues stay what they were.
+        dim = rng.random(n_cells) < dim_nucleus_fraction
+        gone = dim & (rng.random(n_cells) < 0.5)
+        brightness[1:][dim] *= rng.uniform(0.1, 0.4, int(dim.sum()))
+        brightness[1:][gone] = 0.0
+    grain = 1 + texture * _smooth_noise(rng, shape, texture_scale_px)
+    signal = (nuclei > 0) * brightness[nuclei] * grain
     signal += cytoplasm_stain * (cells > 0)
-    signal = ndi.gaussian_filter(signal, sigma=1.2)
+    signal = ndi.gaussian_filter(signal, sigma=blur_px) if blur_px > 0 else signal
     photons = rng.poisson(np.clip(signal, 0, None) * 400) / 400
     img = 0.03 + photons + noise * rng.standard_normal(shape)
     image = np.clip(img * 3000 + 100, 0, 65535).astype(np.uint16)

@@ -17,6 +17,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -45,27 +46,99 @@ class LossWeights:
 
 @dataclass
 class TrainingSample:
-    """One training region: ``inputs`` (2, h, w) float32 ``[image, rna]`` and instance ``labels`` (h, w)."""
+    """One training region: ``inputs`` (2, h, w) float32 ``[image, rna]`` and instance ``labels`` (h, w).
+
+    Patches are drawn from a sample with probability proportional to
+    ``weight`` times its area, so ``weight`` balances data sources.
+    """
 
     inputs: np.ndarray
     labels: np.ndarray
+    weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.inputs.ndim != 3 or self.inputs.shape[1:] != self.labels.shape:
             raise ValueError(f"inputs {self.inputs.shape} and labels {self.labels.shape} do not match.")
         if not np.issubdtype(self.labels.dtype, np.integer):
             raise TypeError(f"Training labels must be integers, got dtype {self.labels.dtype}.")
+        if not self.weight > 0:
+            raise ValueError(f"Sample weight must be > 0, got {self.weight}.")
 
 
 @dataclass
 class Augmentation:
-    """Random geometry and intensity changes of training patches (the paper's "Training Details")."""
+    """Random geometry and intensity changes of training patches.
+
+    The defaults are the paper's "Training Details" (scale, rotation, flip)
+    with a random gain and gamma. :meth:`stain_looks` adds what makes a
+    nucleus stain look different from one microscope to the next: contrast,
+    detector saturation, uneven illumination, blur, read noise and JPEG
+    compression, each drawn per patch.
+    """
 
     scale_range: tuple[float, float] = (0.75, 1.25)
     rotate: bool = True
     flip: bool = True
     gain_range: tuple[float, float] = (0.7, 1.3)
     gamma_range: tuple[float, float] = (0.8, 1.25)
+    contrast_range: tuple[float, float] = (1.0, 1.0)
+    saturation_prob: float = 0.0  # clip the brightest part (a saturated detector) and rescale
+    illumination: float = 0.0  # max relative amplitude of a smooth illumination field
+    blur_max: float = 0.0  # max Gaussian blur sigma, px
+    noise_max: float = 0.0  # max std of additive noise (image in [0, 1])
+    jpeg_prob: float = 0.0  # probability of JPEG compression at quality 25-90
+
+    @classmethod
+    def stain_looks(cls, scale_range: tuple[float, float] = (0.5, 2.0)) -> Augmentation:
+        """The randomisation used to train the generalist model (scale 0.5-2x around the working scale)."""
+        return cls(
+            scale_range=scale_range,
+            gain_range=(0.5, 1.5),
+            gamma_range=(0.6, 1.6),
+            contrast_range=(0.6, 1.4),
+            saturation_prob=0.15,
+            illumination=0.5,
+            blur_max=1.5,
+            noise_max=0.08,
+            jpeg_prob=0.2,
+        )
+
+
+def augment_image(x: np.ndarray, rng: np.random.Generator, aug: Augmentation) -> np.ndarray:
+    """Apply the intensity part of ``aug`` to one normalised image channel (values in [0, 1])."""
+    x = np.clip(x * rng.uniform(*aug.gain_range), 0, 1) ** rng.uniform(*aug.gamma_range)
+    if aug.contrast_range != (1.0, 1.0):
+        m = float(x.mean())
+        x = np.clip((x - m) * rng.uniform(*aug.contrast_range) + m, 0, 1)
+    if aug.saturation_prob and rng.random() < aug.saturation_prob:
+        top = rng.uniform(0.4, 0.9)
+        x = np.minimum(x, top) / top
+    if aug.illumination:
+        h, w = x.shape
+        # A smooth field over the patch: a low-order random surface, up to +-illumination.
+        yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+        a = rng.uniform(-1, 1, 5)
+        field = a[0] * yy + a[1] * xx + a[2] * yy * xx + a[3] * (yy - 0.5) ** 2 + a[4] * (xx - 0.5) ** 2
+        field = field / max(1e-6, float(np.abs(field).max()))
+        x = np.clip(x * (1 + rng.uniform(0, aug.illumination) * field), 0, 1)
+    if aug.blur_max and rng.random() < 0.5:
+        x = ndi.gaussian_filter(x, rng.uniform(0.3, aug.blur_max))
+    if aug.noise_max:
+        x = np.clip(x + rng.uniform(0, aug.noise_max) * rng.standard_normal(x.shape), 0, 1)
+    if aug.jpeg_prob and rng.random() < aug.jpeg_prob:
+        x = _jpeg(x, int(rng.integers(25, 91)))
+    return x.astype(np.float32)
+
+
+def _jpeg(x: np.ndarray, quality: int) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.round(x * 255).astype(np.uint8)).save(buf, format="JPEG", quality=quality)
+    buf.seek(0)
+    return np.asarray(Image.open(buf), dtype=np.float32) / 255.0
 
 
 def warp_patch(
@@ -114,7 +187,7 @@ def sample_batch(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A random batch of augmented patches as tensors ``(b, 2, p, p)`` and ``(b, 4, p, p)``."""
     aug = augmentation or Augmentation()
-    weights = np.array([s.labels.size for s in samples], dtype=float)
+    weights = np.array([s.labels.size * s.weight for s in samples], dtype=float)
     xs, ts = [], []
     for _ in range(batch_size):
         sample = samples[rng.choice(len(samples), p=weights / weights.sum())]
@@ -126,7 +199,7 @@ def sample_batch(
         angle = rng.uniform(0, 2 * np.pi) if aug.rotate else 0.0
         flip = bool(aug.flip and rng.random() < 0.5)
         x, t = warp_patch(sample, (cy, cx), patch_size, scale=scale, angle=angle, flip=flip)
-        x[0] = np.clip(x[0] * rng.uniform(*aug.gain_range), 0, 1) ** rng.uniform(*aug.gamma_range)
+        x[0] = augment_image(x[0], rng, aug)
         xs.append(x)
         ts.append(t)
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ts))
@@ -191,13 +264,20 @@ def fit(
     seed: int = 0,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     progress: Callable | None = None,
+    checkpoint: str | Path | None = None,
 ) -> FitResult:
     """Train ``network`` in place for ``epochs * steps_per_epoch`` optimiser steps.
 
     AdamW with the paper's defaults (lr 1e-3, weight decay 1e-5), a 5 % linear
     warm-up and a cosine decay to zero, since the paper's 500 constant-rate
     epochs per round are a GPU budget. ``on_epoch(epoch, losses)`` is called
-    after every epoch (for checkpoints and logs).
+    after every epoch (for logs).
+
+    With ``checkpoint``, the network, optimiser, schedule, random states and
+    losses are saved to that file after every epoch, and a run that finds the
+    file resumes after its last epoch: the same call continues a training
+    that was stopped, across sessions. A checkpoint from a run with another
+    ``epochs * steps_per_epoch`` is refused.
     """
     if not samples:
         raise ValueError("No training samples.")
@@ -220,8 +300,23 @@ def fit(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     val_batches = grid_batches(val_samples, patch_size, batch_size) if val_samples else []
     result = FitResult(steps=steps, seconds=0.0)
-    t0 = time.perf_counter()
-    epoch_iter = range(epochs) if progress is None else progress(range(epochs))
+    first_epoch, elapsed = 0, 0.0
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        if state["steps"] != steps:
+            raise ValueError(
+                f"Checkpoint {checkpoint} is of a run with {state['steps']} steps, this one has {steps}; "
+                "delete it or pass the same epochs and steps_per_epoch."
+            )
+        network.load_state_dict(state["network"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        first_epoch, elapsed, result.losses = state["epoch"], state["seconds"], state["losses"]
+        logger.info("resumed from %s after epoch %d", checkpoint, first_epoch)
+    t0 = time.perf_counter() - elapsed
+    epoch_iter = range(first_epoch, epochs) if progress is None else progress(range(first_epoch, epochs))
     for epoch in epoch_iter:
         network.train()
         running: dict[str, float] = {}
@@ -250,6 +345,23 @@ def fit(
             record["val_loss"] = total / len(val_batches)
         result.losses.append(record)
         logger.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in record.items()})
+        if checkpoint is not None:
+            tmp = Path(f"{checkpoint}.tmp")
+            torch.save(
+                {
+                    "steps": steps,
+                    "epoch": epoch + 1,
+                    "seconds": time.perf_counter() - t0,
+                    "losses": result.losses,
+                    "network": network.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "rng": rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state(),
+                },
+                tmp,
+            )
+            tmp.replace(checkpoint)  # atomic: a run killed mid-save keeps the previous checkpoint
         if on_epoch is not None:
             on_epoch(epoch + 1, record)
     result.seconds = time.perf_counter() - t0

@@ -24,12 +24,13 @@ MODEL_FORMAT = "gsn_spatial.model/1"
 # Model names and their files; the v1 files (before physical units: RNA map clipped at 1, 0.5 um/px assumed)
 # stay loadable by name.
 SHIPPED_MODELS = {
+    "generalist": "generalist_v1.pt",
     "synthetic": "synthetic_v2.pt",
     "xenium_breast": "xenium_breast_v2.pt",
     "synthetic_v1": "synthetic_v1.pt",
     "xenium_breast_v1": "xenium_breast_v1.pt",
 }
-DEFAULT_MODEL = "synthetic"
+DEFAULT_MODEL = "generalist"
 
 
 @dataclass
@@ -155,9 +156,9 @@ def load(name_or_path: str | Path = DEFAULT_MODEL) -> GeneSegModel:
 
     Examples
     --------
-    >>> m = load("synthetic")
+    >>> m = load()  # the default, "generalist"
     >>> m.meta["name"]
-    'synthetic'
+    'generalist'
     """
     if isinstance(name_or_path, str) and name_or_path in SHIPPED_MODELS:
         ref = resources.files("gsn_spatial.models") / "weights" / SHIPPED_MODELS[name_or_path]

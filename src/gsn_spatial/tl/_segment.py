@@ -114,8 +114,8 @@ def segment(
     block_size: int = Defaults.BLOCK_SIZE,
     block_halo: int = Defaults.BLOCK_HALO,
     batch_size: int = Defaults.BATCH_SIZE,
-    confidence_threshold: float = 0.5,
-    centre_threshold: float = 0.5,
+    confidence_threshold: float | None = None,
+    centre_threshold: float | None = None,
     min_area: int = Defaults.MIN_AREA,
     device: str | None = None,
     recover: bool = False,
@@ -189,7 +189,9 @@ def segment(
     batch_size
         Windows per network call.
     confidence_threshold, centre_threshold
-        Thresholds of Eq. 4 on the confidence and centre maps.
+        Thresholds of Eq. 4 on the confidence and centre maps. Default: the
+        model's, chosen on its validation data (``model.meta["decode"]``),
+        else 0.5.
     min_area
         Cells smaller than this many working pixels are dropped.
     device
@@ -240,9 +242,16 @@ def segment(
     if labels_grid not in ("image", "working"):
         raise ValueError(f"`labels_grid` must be 'image' or 'working', got {labels_grid!r}.")
     for name, v in (("confidence_threshold", confidence_threshold), ("centre_threshold", centre_threshold)):
-        if not 0 < v < 1:
+        if v is not None and not 0 < v < 1:
             raise ValueError(f"`{name}` must be in (0, 1), got {v}.")
     gsn_model = resolve_model(model)
+    model_decode = gsn_model.meta.get("decode", {})
+    if confidence_threshold is None:
+        confidence_threshold = float(model_decode.get("confidence_threshold", 0.5))
+    if centre_threshold is None:
+        centre_threshold = float(model_decode.get("centre_threshold", 0.5))
+    # The peak spacing and vote reach the model was validated with, in its working pixels (decode's defaults else).
+    vote_geometry = {k: model_decode[k] for k in ("min_distance", "max_vote_distance") if k in model_decode}
     torch_device, autocast = resolve_device(device or settings.device, cpu_bf16=settings.cpu_bf16)
     # Keys first, so that output-key errors come before any reading.
     image_key = _sdata.resolve_key(sdata, "images", image_key, parameter="image_key")
@@ -292,6 +301,7 @@ def segment(
         "confidence_threshold": confidence_threshold,
         "centre_threshold": centre_threshold,
         "min_area": min_area,
+        **vote_geometry,
         "device": str(torch_device),
         "precision": str(autocast).replace("torch.", "") if autocast else "float32",
         "compiled": bool(settings.compile),
@@ -358,6 +368,7 @@ def segment(
                 "device": torch_device,
                 "autocast_dtype": autocast,
                 "decode_kwargs": {
+                    **vote_geometry,
                     "confidence_threshold": confidence_threshold,
                     "centre_threshold": centre_threshold,
                     "min_area": min_area,

@@ -283,9 +283,14 @@ def train(
         "precision": str(autocast).replace("torch.", "") if autocast else "float32",
     }
 
+    base_decode = dict(gsn_model.meta.get("decode", {}))  # kept: the trained model decodes as its start did
+    base_name = gsn_model.meta.get("name")
+
     def set_meta(hist: list[RoundRecord]) -> None:
         gsn_model.meta = {
             "name": name,
+            "init": base_name,
+            **({"decode": base_decode} if base_decode else {}),
             "trained_with": f"gsn_spatial {__version__} gsn.tl.train",
             "date": datetime.date.today().isoformat(),
             "params": params,
@@ -306,11 +311,13 @@ def train(
     progress = progress_bar("epochs")
     min_area = Defaults.MIN_AREA  # as segment's default
 
+    # segment's defaults: blocks, halo, one network pass per window and the model's decoding thresholds.
+    decode_kwargs = {"min_area": min_area, **base_decode}
+
     def predict(network) -> np.ndarray:
-        # segment's defaults: blocks, halo and one network pass per window.
         return segment_array(
             full, network, block_size=Defaults.BLOCK_SIZE, halo=Defaults.BLOCK_HALO, tile_size=None,
-            batch_size=batch_size, device=torch_device, autocast_dtype=autocast, decode_kwargs={"min_area": min_area},
+            batch_size=batch_size, device=torch_device, autocast_dtype=autocast, decode_kwargs=decode_kwargs,
         )  # fmt: skip
 
     hist, per_round = recursive_training(
