@@ -51,7 +51,6 @@ def test_dsb_heldout_image_only():
     assert r["f1_mean"] >= DSB_F1
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("pixel_size", [0.25, 1.0])
 def test_simulator_fresh_seed_beats_nucleus_expansion(pixel_size):
     r = generalist.sim_scores(heldout.SIM_TEST_SEEDS[0], pixel_size, size_um=160.0)
@@ -61,7 +60,6 @@ def test_simulator_fresh_seed_beats_nucleus_expansion(pixel_size):
 
 
 @needs_data
-@pytest.mark.slow
 def test_cosmx_heldout_vs_watershed_grown():
     r = generalist.cosmx_scores()
     assert r["model_iou"] >= r["ws_grown_15px_iou"] + COSMX_GAIN
