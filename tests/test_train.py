@@ -131,6 +131,16 @@ def test_train_is_reproducible_and_leaves_start_model_alone():
     assert changed  # training did move the weights
 
 
+def test_trained_model_keeps_the_start_models_decoding_settings():
+    # The decoding settings were chosen on validation data for the start model; the trained model must decode
+    # the same way (a model that lost them decoded at 0.5 / 0.5 and found a third of the cells).
+    sdata = gsn.datasets.synthetic_tissue((160, 160), seed=4)
+    start = _tiny_model()
+    start.meta = {"name": "start", "decode": {"confidence_threshold": 0.55, "centre_threshold": 0.2}}
+    m = gsn.tl.train(sdata, labels_key="nuclei", model=start, **dict(TINY, max_rounds=1))
+    assert m.meta["decode"] == start.meta["decode"] and m.meta["init"] == "start"
+
+
 def test_train_validates_inputs():
     sdata = gsn.datasets.synthetic_tissue((160, 160), seed=4)
     with pytest.raises(KeyError, match="labels_key"):

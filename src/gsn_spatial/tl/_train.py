@@ -283,8 +283,8 @@ def train(
         "precision": str(autocast).replace("torch.", "") if autocast else "float32",
     }
 
-    base_decode = dict(gsn_model.meta.get("decode", {}))  # kept: the trained model decodes as its start did
-    base_name = gsn_model.meta.get("name")
+    base_decode = dict(start.meta.get("decode", {}))  # kept: the trained model decodes as its start did
+    base_name = start.meta.get("name")
 
     def set_meta(hist: list[RoundRecord]) -> None:
         gsn_model.meta = {
