@@ -38,7 +38,10 @@ def untiled(tissue_2k, model):
     return s
 
 
-@pytest.mark.parametrize("block_size", [512, 768, 1024])
+# 768 and 1024 px blocks are slow (about 25 s each on an AVX2 host); 512 runs by default.
+@pytest.mark.parametrize(
+    "block_size", [512, pytest.param(768, marks=pytest.mark.slow), pytest.param(1024, marks=pytest.mark.slow)]
+)
 def test_chunk_invariance(tissue_2k, untiled, model, block_size):
     """Three block sizes agree with an untiled run: >= 99 % of cells at IoU >= 0.9, >= 99 % of transcripts."""
     s = sd.SpatialData(images=dict(tissue_2k.images), points=dict(tissue_2k.points))
@@ -115,6 +118,7 @@ def _segment_in_subprocess(store, work_dir, recover):
     return subprocess.Popen([sys.executable, "-c", _RUN, str(store), str(work_dir), "1" if recover else "0"], env=env)
 
 
+@pytest.mark.slow  # about 45 s: two subprocess runs of a whole slide
 def test_killed_run_resumes_to_the_same_result(tmp_path, model):
     sdata = gsn.datasets.synthetic_tissue((768, 768), seed=4)
     store = tmp_path / "slide.zarr"
