@@ -145,6 +145,14 @@ def dsb_scores(ids: list[str], model) -> dict:
 # --- real crops -----------------------------------------------------------------------------------------------
 
 
+def _pixel_system(sdata, image_key: str) -> str:
+    """The coordinate system of the image's own pixel grid: the one where its transformation is the identity."""
+    import spatialdata as sd
+
+    tf = sd.transformations.get_transformation(sdata.images[image_key], get_all=True)
+    return next(k for k, t in tf.items() if isinstance(t, sd.transformations.Identity))
+
+
 def heldout_sdata(name: str):
     """The held-out columns of a real crop as a SpatialData object of their own (``gsn.io`` reader, then query)."""
     import spatialdata as sd
@@ -156,11 +164,7 @@ def heldout_sdata(name: str):
         full = gsn.io.read_cosmx_crop(heldout.DATA / "cosmx_lung_fov2")
         cols, h = heldout.COSMX_HELDOUT_COLS, 648
     image_key = next(iter(full.images))
-    cs = next(iter(sd.transformations.get_transformation(full.images[image_key], get_all=True)))
-    # The image's own pixel grid is the coordinate system where its transformation is the identity.
-    for name_cs, t in sd.transformations.get_transformation(full.images[image_key], get_all=True).items():
-        if isinstance(t, sd.transformations.Identity):
-            cs = name_cs
+    cs = _pixel_system(full, image_key)
     return sd.bounding_box_query(
         full,
         axes=("x", "y"),
@@ -247,7 +251,7 @@ def adapted_model(
         )
     tf = sd.transformations.get_transformation(full.images[image_key], get_all=True)
     full.labels["vendor_cells"] = Labels2DModel.parse(crop.vendor_labels, dims=("y", "x"), transformations=dict(tf))
-    cs = next(k for k, t in tf.items() if isinstance(t, sd.transformations.Identity))
+    cs = _pixel_system(full, image_key)
     h = crop.image.shape[0]
     part = sd.bounding_box_query(
         full,

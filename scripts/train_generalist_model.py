@@ -143,7 +143,7 @@ def crop_sample(crop: heldout.Crop, spec: InputSpec) -> TrainingSample:
     return TrainingSample(np.stack([img, rna.astype(np.float32)]), lab)
 
 
-def decode_grid(network, val, spec: InputSpec) -> tuple[dict, list[dict]]:
+def decode_grid(network, val) -> tuple[dict, list[dict]]:
     """Decoding thresholds, peak spacing and vote reach (working px) that maximise a validation score.
 
     The score is (F1@0.5 + mean matched IoU) / 2.
@@ -241,7 +241,7 @@ def main() -> None:
     vrng = np.random.default_rng(7)
     val = [("simulator", s) for _, s in simulator_samples(list(heldout.SIM_VAL_SEEDS)[:8], spec, vrng)]
     val += [("dsb", s) for *_, s in dsb_samples(heldout.dsb_split("val")[:24], spec, vrng)]
-    decode, grid = decode_grid(model.network, val, spec)
+    decode, grid = decode_grid(model.network, val)
     print(f"chosen decoding thresholds: {decode}")
     model.meta = {
         "name": "generalist",
