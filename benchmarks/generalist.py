@@ -79,7 +79,7 @@ def sim_scores(seed: int, pixel_size: float, *, size_um: float = 256.0, model=No
     true_tx = sdata.points["transcripts"]["cell_id"].compute().to_numpy()
     gsn.tl.segment(sdata, model=model)
     found = np.asarray(sdata.labels["gsn_labels"].data)
-    found_tx = sdata.points["transcripts_gsn"]["cell_id"].compute().to_numpy()
+    found_tx = sdata.points["gsn_transcripts"]["cell_id"].compute().to_numpy()
     out = {
         "seed": seed,
         "pixel_size": pixel_size,
@@ -191,7 +191,7 @@ def xenium_scores(model=None, sdata=None) -> dict:
     _, pos = read_markers(str(MARKERS), names, parameter="positive_markers")
     vendor = tx["vendor_cell_id"].to_numpy()
     gsn.tl.segment(sdata, model=model)
-    found = sdata.points["transcripts_gsn"]["cell_id"].compute().to_numpy()
+    found = sdata.points["gsn_transcripts"]["cell_id"].compute().to_numpy()
     gsn.tl.watershed_nuclei(sdata, labels_key_added="ws")
     gsn.tl.expand_nuclei(sdata, labels_key="ws", distance_um=10, labels_key_added="grown_10um")
     grown = _assigned(sdata, "grown_10um")

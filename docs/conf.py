@@ -16,7 +16,7 @@ copyright = "2026, gsn_spatial developers"  # noqa: A001
 release = version = gsn_spatial.__version__
 
 extensions = [
-    "myst_nb",  # markdown pages (MyST) and the tutorials (jupytext percent scripts)
+    "myst_nb",  # markdown pages (MyST) and the tutorial notebooks
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.napoleon",  # numpydoc docstrings
@@ -24,12 +24,11 @@ extensions = [
     "sphinxarg.ext",  # the CLI reference from gsn_spatial.cli.build_parser
 ]
 
-# Tutorials are percent-format Python scripts; they are executed by the test suite
-# (tests/test_tutorials.py), not while building, and embed the figures they saved.
-nb_custom_formats = {".py": ["jupytext.reads", {"fmt": "py:percent"}]}
+# Tutorials are notebooks with their outputs stored, paired with percent scripts that the test suite
+# executes (tests/test_tutorials.py); they are not executed while building.
 nb_execution_mode = "off"
-source_suffix = {".md": "myst-nb", ".py": "myst-nb", ".rst": "restructuredtext"}
-exclude_patterns = ["_build", "conf.py", "**/.ipynb_checkpoints", "README.md"]
+source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb", ".rst": "restructuredtext"}
+exclude_patterns = ["_build", "conf.py", "**/.ipynb_checkpoints", "README.md", "tutorials/tutorial_output"]
 myst_enable_extensions = ["colon_fence", "dollarmath"]
 myst_heading_anchors = 3
 

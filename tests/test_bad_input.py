@@ -342,7 +342,7 @@ def test_image_without_cells_gives_empty_valid_outputs(tissue):
     assert int(tissue.labels["gsn_labels"].max()) == 0
     t = tissue.tables["gsn_table"]
     assert t.n_obs == 0 and t.n_vars == 1
-    assert tissue.points["one_point_gsn"].compute()["cell_id"].tolist() == [0]
+    assert tissue.points["gsn_transcripts"].compute()["cell_id"].tolist() == [0]
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
@@ -367,7 +367,7 @@ def test_points_partitions_do_not_matter(chunksize, model):
     gsn.tl.segment(a, model=model)
     gsn.tl.segment(b, model=model)
     np.testing.assert_array_equal(a["gsn_labels"].values, b["gsn_labels"].values)
-    assert b["transcripts_gsn"].npartitions == b["transcripts"].npartitions
+    assert b["gsn_transcripts"].npartitions == b["transcripts"].npartitions
 
 
 def test_single_cell_touching_border(model):

@@ -89,7 +89,7 @@ def test_data_errors_exit_1_with_one_line(store, tmp_path, capsys):
 
 def test_segment_writes_elements_to_store(segmented, capsys):
     back = sd.read_zarr(segmented)
-    assert "gsn_labels" in back.labels and "gsn_table" in back.tables and "transcripts_gsn" in back.points
+    assert "gsn_labels" in back.labels and "gsn_table" in back.tables and "gsn_transcripts" in back.points
     assert back.tables["gsn_table"].n_obs > 20
     assert gsn.qc.match_reference(back, labels_key="gsn_labels", reference_key="cells")["f1"] > 0.8
     # A second run refuses to overwrite without --overwrite (data error), and succeeds with it.

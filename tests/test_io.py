@@ -227,7 +227,7 @@ def test_multiscale_image_points_in_microns_roundtrip(tmp_path):
     assert gsn.qc.match_reference(sdata, labels_key="gsn_labels", reference_key="cells")["f1"] > 0.9
 
     back = sd.read_zarr(store)
-    for kind, key in (("labels", "gsn_labels"), ("tables", "gsn_table"), ("points", "transcripts_gsn")):
+    for kind, key in (("labels", "gsn_labels"), ("tables", "gsn_table"), ("points", "gsn_transcripts")):
         assert key in getattr(back, kind)
     assert set(get_transformation(back.labels["gsn_labels"], get_all=True)) == {"global", "microns", "aligned"}
     table = back.tables["gsn_table"]

@@ -94,7 +94,21 @@ def test_progress_bars_follow_settings(capsys, model):
     try:
         gsn.tl.segment(sdata, model=model)
     finally:
-        gsn.settings.progress = False
+        gsn.settings.progress = None
     assert "segment" in capsys.readouterr().err
-    gsn.tl.segment(sdata, model=model, overwrite=True)
+    gsn.tl.segment(sdata, model=model, overwrite=True)  # default: no bars when stderr is not a terminal
     assert "segment" not in capsys.readouterr().err
+
+
+def test_progress_bars_default_on_for_a_person_off_in_ci(monkeypatch):
+    from gsn_spatial._settings import someone_watching
+
+    class Terminal:
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr("sys.stderr", Terminal())
+    monkeypatch.delenv("CI", raising=False)
+    assert someone_watching()
+    monkeypatch.setenv("CI", "true")
+    assert not someone_watching()

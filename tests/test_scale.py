@@ -22,7 +22,7 @@ def _cells_matching(a: np.ndarray, b: np.ndarray, threshold: float = 0.9) -> flo
     return len(np.unique(ia[iou >= threshold])) / max(n_a, 1)
 
 
-def _assignment(sdata, key="transcripts_gsn") -> np.ndarray:
+def _assignment(sdata, key="gsn_transcripts") -> np.ndarray:
     return sdata.points[key]["cell_id"].compute().to_numpy()
 
 
@@ -207,7 +207,7 @@ def test_backed_assignment_is_complete_and_computed_once(tmp_path, model, monkey
     gsn.tl.segment(sdata, model=model, block_size=128, block_halo=48, tile_size=128)
     assert sorted(computed) == [0, 1, 2]
     assert threads == [write_threads] * 3
-    out = sdata.points["transcripts_gsn"]
+    out = sdata.points["gsn_transcripts"]
     assert out.npartitions == 3 and len(out) == len(source)
     # Every transcript keeps its own cell: the table's counts are the assignment's counts.
     assert int((out["cell_id"] > 0).sum().compute()) == int(sdata.tables["gsn_table"].X.sum()) > 0

@@ -39,7 +39,7 @@ def test_table_contract(segmented):
 
 def test_counts_add_up_to_assignment(segmented):
     table = segmented.tables["gsn_table"]
-    assigned = segmented.points["transcripts_gsn"].compute()
+    assigned = segmented.points["gsn_transcripts"].compute()
     cells = assigned["cell_id"].to_numpy()
     assert table.X.sum() == (cells > 0).sum()
     per_cell = pd.Series(cells[cells > 0]).value_counts()
@@ -55,10 +55,10 @@ def test_counts_add_up_to_assignment(segmented):
 
 
 def test_assignment_is_label_under_point(segmented):
-    assigned = segmented.points["transcripts_gsn"].compute()
+    assigned = segmented.points["gsn_transcripts"].compute()
     source = segmented.points["transcripts"].compute()
     np.testing.assert_allclose(assigned[["x", "y"]].to_numpy(), source[["x", "y"]].to_numpy())
-    m = points_to_pixels(segmented, "transcripts_gsn", "gsn_labels")
+    m = points_to_pixels(segmented, "gsn_transcripts", "gsn_labels")
     pix = assigned[["x", "y"]].to_numpy() @ m[:2, :2].T + m[:2, 2]
     want = lookup_cells(segmented.labels["gsn_labels"].values, pix)
     np.testing.assert_array_equal(assigned["cell_id"].to_numpy(), want)
@@ -72,7 +72,7 @@ def test_source_points_untouched(tissue):
     after = tissue.points["transcripts"].compute()
     pd.testing.assert_frame_equal(before, after)
     assert get_transformation(tissue.points["transcripts"], get_all=True) == tf_before
-    assert set(tissue.points) == {"transcripts", "transcripts_gsn"}
+    assert set(tissue.points) == {"transcripts", "gsn_transcripts"}
 
 
 def test_quality_against_truth(model):
@@ -132,14 +132,14 @@ def test_zarr_round_trip(tmp_path, model):
     gsn.tl.segment(backed, model=model)
     back = sd.read_zarr(store)
     assert {"gsn_labels", "cells", "nuclei"} <= set(back.labels)
-    assert {"transcripts", "transcripts_gsn"} <= set(back.points) and "gsn_table" in back.tables
+    assert {"transcripts", "gsn_transcripts"} <= set(back.points) and "gsn_table" in back.tables
     np.testing.assert_array_equal(back.labels["gsn_labels"].values, backed.labels["gsn_labels"].values)
     t0, t1 = backed.tables["gsn_table"], back.tables["gsn_table"]
     assert (t0.X != t1.X).nnz == 0
     pd.testing.assert_frame_equal(t0.obs, t1.obs)
     pd.testing.assert_frame_equal(
-        backed.points["transcripts_gsn"].compute().reset_index(drop=True),
-        back.points["transcripts_gsn"].compute().reset_index(drop=True),
+        backed.points["gsn_transcripts"].compute().reset_index(drop=True),
+        back.points["gsn_transcripts"].compute().reset_index(drop=True),
     )
 
 

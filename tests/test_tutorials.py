@@ -1,4 +1,9 @@
-"""Every tutorial in docs/tutorials is executed, as a script, with the settings it ships with."""
+"""Every tutorial in tutorials/ is executed, as its paired script, with the settings it ships with.
+
+The notebooks (``.ipynb``, outputs stored, rendered in the docs) are paired with jupytext percent
+scripts of the same cells; the suite runs the scripts and checks that each notebook holds the same
+code and its outputs.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,19 @@ from pathlib import Path
 import matplotlib
 import pytest
 
-TUTORIALS = Path(__file__).resolve().parents[1] / "docs" / "tutorials"
+TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-NEEDS = {"02_xenium_breast.py": "xenium_breast_crop", "03_cosmx_membrane.py": "cosmx_lung_fov2"}
+NEEDS = {
+    "02_xenium_breast.py": "xenium_breast_crop",
+    "03_cosmx_membrane.py": "cosmx_lung_fov2",
+    "05_sopa_explorer.py": "xenium_breast_crop",
+}
 FIGURES = {
     "01_quickstart.py": ["quickstart_overlay.png", "quickstart_clusters.png"],
     "02_xenium_breast.py": ["xenium_overlay.png", "xenium_clusters.png"],
     "03_cosmx_membrane.py": ["cosmx_input.png", "cosmx_coverage.png"],
     "04_dask_cluster.py": ["dask_blocks.png"],
+    "05_sopa_explorer.py": ["sopa_boundaries.png"],
 }
 
 
@@ -31,7 +41,7 @@ def test_tutorial_runs(name, tmp_path, monkeypatch):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    monkeypatch.chdir(TUTORIALS)  # the tutorials' relative paths are those of docs/tutorials
+    monkeypatch.chdir(TUTORIALS)  # the tutorials' relative paths are those of tutorials/
     monkeypatch.setenv("GSN_SHARED_DATA", str(SHARED))
     monkeypatch.setenv("GSN_TUTORIAL_FIGURES", str(tmp_path / "figures"))
     monkeypatch.setenv("GSN_TUTORIAL_OUTPUT", str(tmp_path / "output"))
@@ -45,3 +55,16 @@ def test_tutorial_runs(name, tmp_path, monkeypatch):
         # The docs embed the committed copy of the same figure.
         assert (TUTORIALS / "figures" / figure).is_file(), figure
         assert f"figures/{figure}" in (TUTORIALS / name).read_text(), figure
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_notebook_is_executed_and_matches_its_script(name):
+    import jupytext
+
+    script = jupytext.read(TUTORIALS / name)
+    notebook = jupytext.read(TUTORIALS / name.replace(".py", ".ipynb"))
+    code = [c.source.strip() for c in script.cells if c.cell_type == "code"]
+    stored = [c for c in notebook.cells if c.cell_type == "code"]
+    assert [c.source.strip() for c in stored] == code, "re-pair with: jupytext --sync " + name
+    assert all(c.get("execution_count") for c in stored), "execute with: jupytext --to ipynb --execute " + name
+    assert sum(bool(c.get("outputs")) for c in stored) >= len(stored) // 2

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class Keys:
     """Default names of what gsn_spatial reads and writes."""
 
     LABELS = "gsn_labels"
     TABLE = "gsn_table"
-    ASSIGNMENT_SUFFIX = "_gsn"  # new points element: f"{points_key}{ASSIGNMENT_SUFFIX}"
     CELL_ID = "cell_id"  # instance key of the table and the assignment column
     REGION = "region"  # region key of the table
     UNS = "gsn"  # table.uns[UNS] = {"params": ..., "version": ...}
@@ -27,3 +28,43 @@ class Defaults:
     BLOCK_HALO = 96
     BATCH_SIZE = 8
     MIN_AREA = 10
+
+
+@dataclass(frozen=True)
+class RunKeys:
+    """The elements one segmentation run writes, all named from its labels key (see :func:`run_keys`)."""
+
+    labels: str
+    table: str
+    boundaries: str
+    assignment: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "labels": self.labels,
+            "table": self.table,
+            "boundaries": self.boundaries,
+            "assignment": self.assignment,
+        }
+
+
+def run_keys(labels_key: str) -> RunKeys:
+    """The one key scheme: every element of a run derives from ``labels_key``.
+
+    A trailing ``_labels`` is the run's name and is replaced, so the default
+    ``gsn_labels`` gives ``gsn_table``, ``gsn_boundaries`` and
+    ``gsn_transcripts``; any other key is the run's name itself (``run_b`` ->
+    ``run_b_table``, ``run_b_boundaries``, ``run_b_transcripts``). Runs with
+    different labels keys therefore never collide.
+
+    Examples
+    --------
+    >>> run_keys("gsn_labels").as_dict()
+    {'labels': 'gsn_labels', 'table': 'gsn_table', 'boundaries': 'gsn_boundaries', 'assignment': 'gsn_transcripts'}
+    >>> run_keys("run_b").table
+    'run_b_table'
+    """
+    if not isinstance(labels_key, str) or not labels_key:
+        raise TypeError(f"`labels_key_added` must be a non-empty string, got {labels_key!r}.")
+    stem = labels_key[: -len("_labels")] if labels_key.endswith("_labels") and len(labels_key) > 7 else labels_key
+    return RunKeys(labels_key, f"{stem}_table", f"{stem}_boundaries", f"{stem}_transcripts")

@@ -8,6 +8,7 @@ an image's pixel grid by composing transformations, and writing results.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,18 @@ logger = logging.getLogger(__name__)
 ELEMENT_KINDS = ("images", "labels", "points", "shapes", "tables")
 #: Coordinate-system names taken to be in microns when none is given.
 MICRON_SYSTEMS = ("microns", "micron", "micrometers", "micrometres", "micrometer", "um", "µm")
+
+
+@contextmanager
+def quiet_ome_zarr():
+    """Silence ``ome_zarr.reader``'s "no parent found" warning, which every labels element read prints."""
+    reader = logging.getLogger("ome_zarr.reader")
+    level = reader.level
+    reader.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        reader.setLevel(level)
 
 
 def resolve_key(sdata: SpatialData, kind: str, key: str | None, *, parameter: str) -> str:
@@ -56,10 +69,8 @@ def _derived_names(sdata: SpatialData, kind: str) -> set[str]:
     recorded = set(sdata.attrs.get(Keys.DERIVED_ATTR, []))
     names = set(getattr(sdata, kind))
     if kind == "points":
-        # Also the default assignment name, for objects written before the record existed.
-        recorded |= {
-            n for n in names if n.endswith(Keys.ASSIGNMENT_SUFFIX) and n[: -len(Keys.ASSIGNMENT_SUFFIX)] in names
-        }
+        # Also the assignments named by an older scheme (f"{points}_gsn"), for objects written before the record.
+        recorded |= {n for n in names if n.endswith("_gsn") and n[: -len("_gsn")] in names}
     return recorded & names
 
 
@@ -244,6 +255,49 @@ def read_points(points: dd.DataFrame, gene_key: str, to_pixels: np.ndarray, *, p
     return PointsInPixels(xy, pix, codes, [str(c) for c in categories])
 
 
+@dataclass(frozen=True)
+class GlobalFrame:
+    """An element's map from its pixels to its global coordinate system (2-D affine, ``(x, y)``)."""
+
+    name: str
+    affine: np.ndarray
+    units: str
+
+    def apply(self, xy: np.ndarray) -> np.ndarray:
+        xy = np.asarray(xy, dtype=float).reshape(-1, 2)
+        return xy @ self.affine[:2, :2].T + self.affine[:2, 2]
+
+    @property
+    def area_scale(self) -> float:
+        return float(abs(np.linalg.det(self.affine[:2, :2])))
+
+
+def global_frame(element: Any) -> GlobalFrame:
+    """The coordinate system that ``obsm["spatial"]`` and areas are given in, for a raster element.
+
+    ``"global"`` when the element has it, else a coordinate system named in
+    microns, else its first one. Units are ``"um"`` for a micron-named system
+    (what the ``gsn.io`` readers write, and Xenium's and CosMx's global frame
+    is in microns), else ``"units of <name>"``.
+    """
+    t = transformations(element)
+    names = list(t)
+    micron = [n for n in names if n.lower() in MICRON_SYSTEMS]
+    name = "global" if "global" in t else (micron[0] if micron else names[0])
+    affine = _affine_xy(t[name])
+    # The global frame is in microns when it is the same map as a micron-named system of the element.
+    same_as_microns = any(np.allclose(affine, _affine_xy(t[m])) for m in micron)
+    units = "um" if name.lower() in MICRON_SYSTEMS or same_as_microns else f"units of {name!r}"
+    return GlobalFrame(name, affine, units)
+
+
+def micron_frame(element: Any) -> GlobalFrame | None:
+    """The element's map to a coordinate system named in microns, if it has one."""
+    t = transformations(element)
+    names = [n for n in t if n.lower() in MICRON_SYSTEMS]
+    return GlobalFrame(names[0], _affine_xy(t[names[0]]), "um") if names else None
+
+
 def check_new_keys(sdata: SpatialData, new: dict[str, str], *, overwrite: bool) -> None:
     """Raise before any work if an output key is taken (or taken by another element type)."""
     seen: dict[str, str] = {}
@@ -289,7 +343,12 @@ def _replace_on_disk(sdata: SpatialData, name: str) -> None:
 
 
 def store_elements(
-    sdata: SpatialData, elements: dict[str, Any], *, overwrite: bool, derived: tuple[str, ...] = ()
+    sdata: SpatialData,
+    elements: dict[str, Any],
+    *,
+    overwrite: bool,
+    derived: tuple[str, ...] = (),
+    attrs: dict[str, Any] | None = None,
 ) -> None:
     """Add complete elements to ``sdata`` and, if it is backed by a zarr store, write them there.
 
@@ -300,7 +359,8 @@ def store_elements(
     after a complete copy of the new element is written. Names in ``derived``
     (outputs made from other elements of the same kind, such as a transcript
     assignment) are recorded in ``sdata.attrs`` so they are never picked as
-    inputs implicitly.
+    inputs implicitly. ``attrs`` are set in ``sdata.attrs`` once every
+    element is stored.
     """
     previous = {name: sdata[name] for name in elements if name in sdata}
     written: list[str] = []
@@ -316,11 +376,13 @@ def store_elements(
                 else:
                     sdata.write_element(name)
                     written.append(name)
-        if derived:
+        if derived or attrs:
             from gsn_spatial._constants import Keys
 
-            record = list(dict.fromkeys([*sdata.attrs.get(Keys.DERIVED_ATTR, []), *derived]))
-            sdata.attrs[Keys.DERIVED_ATTR] = record
+            if derived:
+                record = list(dict.fromkeys([*sdata.attrs.get(Keys.DERIVED_ATTR, []), *derived]))
+                sdata.attrs[Keys.DERIVED_ATTR] = record
+            sdata.attrs.update(attrs or {})
             if sdata.is_backed():
                 sdata.write_attrs()
     except BaseException:
@@ -423,6 +485,7 @@ def reload_from_store(sdata: SpatialData, names: dict[str, str]) -> None:
     """
     from spatialdata import read_zarr
 
-    fresh = read_zarr(sdata.path, selection=tuple(sorted(set(names.values()))))
+    with quiet_ome_zarr():
+        fresh = read_zarr(sdata.path, selection=tuple(sorted(set(names.values()))))
     for name, kind in names.items():
         sdata[name] = getattr(fresh, kind)[name]

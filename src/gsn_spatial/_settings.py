@@ -27,7 +27,10 @@ class Settings:
         ``benchmarks/speed.py``). Worth it for slides of more than a few
         hundred megapixels; off by default. Needs a C++ compiler on CPU.
     progress
-        Show progress bars.
+        Show progress bars (``tqdm.auto``: widgets in notebooks, text in
+        terminals). ``None`` (default): on where a person is watching (a
+        Jupyter kernel, or stderr is a terminal), off in CI (``CI`` set)
+        and when output goes to a file or pipe.
     work_dir
         Where whole-slide runs keep their intermediate files (binned
         transcripts, per-block results); default: the system's temporary
@@ -49,7 +52,7 @@ class Settings:
     device: str = "auto"
     cpu_bf16: bool = True
     compile: bool = False
-    progress: bool = False
+    progress: bool | None = None
     work_dir: str | None = None
     write_threads: int | None = 1
 
@@ -63,9 +66,28 @@ class Settings:
 settings = Settings()
 
 
+def someone_watching() -> bool:
+    """Whether progress bars help: a notebook or terminal session, and not CI."""
+    import os
+    import sys
+
+    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+        return False
+    if "ipykernel" in sys.modules:
+        try:
+            from IPython import get_ipython
+
+            if get_ipython() is not None and type(get_ipython()).__name__ == "ZMQInteractiveShell":
+                return True
+        except ImportError:  # pragma: no cover
+            pass
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
 def progress_bar(desc: str) -> Callable[[Iterable], Iterable] | None:
-    """A tqdm wrapper for loops when ``settings.progress`` is on, else ``None``."""
-    if not settings.progress:
+    """A tqdm wrapper for loops when progress bars are on (see ``Settings.progress``), else ``None``."""
+    show = settings.progress if settings.progress is not None else someone_watching()
+    if not show:
         return None
     from tqdm.auto import tqdm
 

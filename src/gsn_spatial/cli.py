@@ -114,20 +114,33 @@ def build_parser() -> argparse.ArgumentParser:
     _store_arg(p)
     _inputs(p)
     p.add_argument(
-        "--model", default=None, metavar="MODEL", help="shipped model name or path to a .pt file (default: 'synthetic')"
+        "--model",
+        default=None,
+        metavar="MODEL",
+        help="shipped model name or path to a .pt file (default: 'generalist')",
     )
     g = p.add_argument_group("outputs")
     g.add_argument(
-        "--labels-key-added", metavar="KEY", default="gsn_labels", help="labels element to write (default: gsn_labels)"
+        "--labels-key-added",
+        metavar="KEY",
+        default="gsn_labels",
+        help="labels element to write; the run's table, boundaries and assignment are named from it "
+        "(default: gsn_labels -> gsn_table, gsn_boundaries, gsn_transcripts; run_b -> run_b_table, ...)",
     )
     g.add_argument(
-        "--table-key-added", metavar="KEY", default="gsn_table", help="table element to write (default: gsn_table)"
+        "--table-key-added", metavar="KEY", default=None, help="override the table's derived name (rarely needed)"
     )
     g.add_argument(
         "--assignment-key-added",
         metavar="KEY",
         default=None,
-        help="points element with cell ids (default: <points-key>_gsn)",
+        help="override the name of the points element with cell ids (rarely needed)",
+    )
+    g.add_argument(
+        "--table-annotates",
+        choices=["labels", "boundaries"],
+        default="labels",
+        help="element the table annotates (default: labels; boundaries for sopa / Xenium Explorer workflows)",
     )
     g.add_argument("--overwrite", action="store_true", help="replace existing elements of those names")
     g = p.add_argument_group("tiling and decoding")
@@ -165,7 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="where to save the trained model (.pt)")
     _inputs(p)
     p.add_argument(
-        "--model", default=None, metavar="MODEL", help="starting model: shipped name or .pt path (default: 'synthetic')"
+        "--model",
+        default=None,
+        metavar="MODEL",
+        help="starting model: shipped name or .pt path (default: 'generalist')",
     )
     g = p.add_argument_group("training")
     g.add_argument("--max-rounds", type=_positive_int, default=3, help="recursive rounds (default: 3)")
@@ -233,10 +249,13 @@ class DataError(Exception):
 def _open(store: Path) -> Any:
     import spatialdata as sd
 
+    from gsn_spatial import _sdata
+
     if not store.exists():
         raise DataError(f"no SpatialData zarr store at {str(store)!r}")
     try:
-        return sd.read_zarr(store)
+        with _sdata.quiet_ome_zarr():
+            return sd.read_zarr(store)
     except Exception as err:  # noqa: BLE001 - any reader failure is a data error
         raise DataError(f"cannot read {str(store)!r} as a SpatialData zarr store: {err}") from err
 
@@ -266,13 +285,19 @@ def _segment(args: argparse.Namespace) -> None:
             sdata,
             labels_key_added=args.labels_key_added,
             table_key_added=args.table_key_added,
+            table_annotates=args.table_annotates,
             overwrite=args.overwrite,
             **kwargs,
         )
     finally:
         gsn.settings.compile = previous
-    n = sdata.tables[args.table_key_added].n_obs
-    _say(f"segment: {n} cells -> labels {args.labels_key_added!r}, table {args.table_key_added!r} in {args.store}")
+    keys = gsn.run_keys(args.labels_key_added)
+    table_key = args.table_key_added or keys.table
+    n = sdata.tables[table_key].n_obs
+    _say(
+        f"segment: {n} cells -> labels {keys.labels!r}, table {table_key!r}, boundaries {keys.boundaries!r} "
+        f"in {args.store}"
+    )
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -363,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
     previous_progress = settings.progress
-    settings.progress = not args.no_progress
+    settings.progress = False if args.no_progress else None  # None: bars when stderr is a terminal
     try:
         with warnings.catch_warnings():
             if not args.verbose:

@@ -49,7 +49,7 @@ def run(out: Path, *, size: int = 1024, seed: int = 2026) -> dict[str, dict[floa
         for name, key in rows.items()
     }
     table = sdata.tables["gsn_table"]
-    n_tx = int(sdata.points["transcripts_gsn"]["cell_id"].count().compute())
+    n_tx = int(sdata.points["gsn_transcripts"]["cell_id"].count().compute())
     print(f"\nGeneSegNet: {table.n_obs} cells in {seconds:.1f} s; {int(table.X.sum())} of {n_tx} transcripts assigned")
     print(f"truth: {scores[next(iter(rows))][0.5]['n_reference']} cells\n")
     width = max(len(n) for n in rows)

@@ -11,7 +11,7 @@ from spatialdata import SpatialData
 from spatialdata.models import TableModel
 
 from gsn_spatial import __version__, _sdata
-from gsn_spatial._constants import Keys
+from gsn_spatial._constants import Keys, run_keys
 from gsn_spatial.core.cellmetrics import shape_metrics
 from gsn_spatial.core.qcmetrics import genes_per_cell, negative_marker_contamination
 from gsn_spatial.qc._common import labels_array, microns_per_pixel, read_markers, table_for_labels
@@ -93,7 +93,7 @@ def cell_metrics(
         ``{cell type: [genes]}`` (see ``../sc_references`` in the docs).
     table_key_added
         Name of the table built when the labels have none; default
-        ``f"{labels_key}_table"``.
+        ``gsn.run_keys(labels_key).table``.
     inplace
         Write the columns (and ``.uns["gsn_qc"]["cell_metrics"]`` with the
         parameters and per-column median / mean); otherwise only return them.
@@ -123,7 +123,7 @@ def cell_metrics(
     new_table = table_key is None
     if new_table:
         points_key = _optional_points(sdata, points_key)
-        table_key_added = table_key_added or f"{labels_key}_table"
+        table_key_added = table_key_added or run_keys(labels_key).table
         if inplace:
             _sdata.check_new_keys(sdata, {table_key_added: "tables"}, overwrite=overwrite)
     elif table_key_added is not None:

@@ -7,6 +7,7 @@ import logging
 from spatialdata import SpatialData
 
 from gsn_spatial import _sdata
+from gsn_spatial._constants import Keys, run_keys
 from gsn_spatial._settings import progress_bar
 from gsn_spatial.core.blocks import BlockGrid
 from gsn_spatial.core.slide import (
@@ -30,6 +31,7 @@ def assign_transcripts(
     gene_key: str | None = None,
     table_key_added: str | None = None,
     assignment_key_added: str | None = None,
+    boundaries: bool = True,
     block_size: int = 2048,
     recover: bool = False,
     overwrite: bool = False,
@@ -53,11 +55,15 @@ def assign_transcripts(
     points_key, gene_key
         Points element and its gene column (default: the only points element
         and its ``feature_key``).
-    table_key_added
-        Name of the table written; default ``f"{labels_key}_table"``.
-    assignment_key_added
-        Name of the new points element with the ``cell_id`` column; default
-        ``f"{points_key}_{labels_key}"``.
+    table_key_added, assignment_key_added
+        Names of the table and of the new points element with the
+        ``cell_id`` column; default: named from ``labels_key`` by
+        :func:`gsn_spatial.run_keys` (``cells`` -> ``cells_table``,
+        ``cells_transcripts``), as ``segment`` names its outputs.
+    boundaries
+        Also write the cells' boundaries (one Polygon per cell) as the shapes
+        element ``run_keys(labels_key).boundaries``; pass ``False`` when the
+        object already has boundaries of these labels under that name.
     block_size
         Side of the label blocks read at a time, in pixels.
     recover
@@ -70,7 +76,7 @@ def assign_transcripts(
     ``None``; ``sdata`` gains the table ``table_key_added`` (cells x genes
     counts annotating ``labels_key``, ``obs`` ``cell_id``, ``region``,
     ``n_transcripts``, ``area``, ``obsm["spatial"]``, parameters in
-    ``uns["gsn"]``) and the points ``assignment_key_added`` (``x``, ``y``,
+    ``uns["gsn"]``), the boundaries (see ``boundaries``) and the points ``assignment_key_added`` (``x``, ``y``,
     gene, ``cell_id``; 0 = outside every cell). Inputs are not modified.
 
     Examples
@@ -88,9 +94,12 @@ def assign_transcripts(
         raise ValueError(f"`block_size` must be positive, got {block_size}.")
     labels_key = _sdata.resolve_key(sdata, "labels", labels_key, parameter="labels_key")
     points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")
-    table_key_added = table_key_added or f"{labels_key}_table"
-    assignment_key_added = assignment_key_added or f"{points_key}_{labels_key}"
+    keys = run_keys(labels_key)
+    table_key_added = table_key_added or keys.table
+    assignment_key_added = assignment_key_added or keys.assignment
     outputs = {table_key_added: "tables", assignment_key_added: "points"}
+    if boundaries:
+        outputs[keys.boundaries] = "shapes"
     _sdata.check_new_keys(sdata, outputs, overwrite=overwrite)
     if assignment_key_added == points_key:
         raise ValueError("`assignment_key_added` must differ from `points_key`; the input points are never replaced.")
@@ -115,10 +124,39 @@ def assign_transcripts(
         cell_ids, area, centroids = cell_table_arrays(work)
         counts = count_matrix_from_runs(work, cell_ids, edges, len(points.gene_names))
         params["distributed"] = client is not None
-        table = build_table(cell_ids, area, centroids, counts, points.gene_names, region=labels_key, params=params)
+        run = {"labels": labels_key, "table": table_key_added, "assignment": assignment_key_added}
+        if boundaries:
+            run["boundaries"] = keys.boundaries
+        table = build_table(
+            cell_ids,
+            area,
+            centroids,
+            counts,
+            points.gene_names,
+            region=labels_key,
+            params=params,
+            labels_element=labels_el,
+            keys=run,
+        )
         elements = {
             table_key_added: table,
             assignment_key_added: _slide.assignment_element(work, points, points_el, in_memory=not sdata.is_backed()),
         }
-        _slide.store_and_release(sdata, work, elements, outputs, overwrite=overwrite, derived=(assignment_key_added,))
+        if boundaries:
+            elements[keys.boundaries] = _slide.boundaries_element(labels_el, cell_ids, centroids, tolerance=0.25)
+        if elements.get(keys.boundaries, 0) is None:  # no cells: no boundaries element
+            del elements[keys.boundaries]
+            outputs.pop(keys.boundaries)
+            table.uns[Keys.UNS]["keys"]["boundaries"] = None
+        _slide.store_and_release(
+            sdata,
+            work,
+            elements,
+            outputs,
+            overwrite=overwrite,
+            derived=(assignment_key_added,),
+            sopa_attrs={"boundaries": keys.boundaries, "transcripts": points_key}
+            if keys.boundaries in elements
+            else None,
+        )
     logger.info("gsn.tl.assign_transcripts: %d cells, %d transcripts assigned", table.n_obs, int(counts.sum()))

@@ -18,7 +18,7 @@ from spatialdata import SpatialData
 from spatialdata.models import TableModel
 
 from gsn_spatial import __version__, _sdata
-from gsn_spatial._constants import Defaults, Keys
+from gsn_spatial._constants import Defaults, Keys, run_keys
 from gsn_spatial._settings import progress_bar, settings
 from gsn_spatial.core.blocks import BlockGrid, check_block_geometry
 from gsn_spatial.core.density import rna_map_settings
@@ -69,26 +69,49 @@ def build_table(
     region: str,
     params: dict[str, Any],
     area_um2: np.ndarray | None = None,
+    labels_element: Any = None,
+    keys: dict[str, str] | None = None,
 ) -> ad.AnnData:
     """Cell x gene AnnData annotating ``region``: one row per cell id (sorted, ids present in the labels).
 
-    ``centroid_yx`` are pixel-centre coordinates (a pixel ``(r, c)`` spans
-    ``[c, c + 1) x [r, r + 1)``); ``obsm["spatial"]`` holds them as ``(x, y)``.
+    ``centroid_yx`` and ``area`` are in pixels of the labels' grid, centroids
+    as pixel-centre coordinates (a pixel ``(r, c)`` spans ``[c, c + 1) x
+    [r, r + 1)``). ``obsm["spatial_pixels"]`` holds them as ``(x, y)``;
+    ``obsm["spatial"]`` and ``obs["area"]`` are in the global coordinate
+    system of ``labels_element`` (see :func:`gsn_spatial._sdata.global_frame`),
+    or in pixels when no element is given.
     """
     total = np.asarray(counts.sum(axis=1)).ravel().astype(np.int64)
+    xy_pixels = np.asarray(centroid_yx, dtype=float).reshape(-1, 2)[:, ::-1].copy()
+    area_pixels = np.asarray(area, dtype=float)
+    spatial = {"coordinate_system": None, "units": "pixels of the labels' grid"}
+    xy, area_global, xy_um = xy_pixels, area_pixels, None
+    if labels_element is not None:
+        frame = _sdata.global_frame(labels_element)
+        xy = frame.apply(xy_pixels)
+        area_global = area_pixels * frame.area_scale
+        spatial = {"coordinate_system": frame.name, "units": frame.units}
+        microns = _sdata.micron_frame(labels_element)
+        if microns is not None and frame.units != "um":
+            xy_um = microns.apply(xy_pixels)
+            spatial["microns_coordinate_system"] = microns.name
     obs = pd.DataFrame(
         {
             Keys.CELL_ID: cell_ids.astype(np.int64),
             Keys.REGION: pd.Categorical([region] * len(cell_ids), categories=[region]),
             "n_transcripts": total,
-            "area": np.rint(np.asarray(area, dtype=float)).astype(np.int64),
+            "area": area_global,
+            "area_pixels": np.rint(area_pixels).astype(np.int64),
             **({"area_um2": np.asarray(area_um2, dtype=float)} if area_um2 is not None else {}),
         },
         index=pd.Index([str(i) for i in cell_ids]),
     )
     table = ad.AnnData(X=counts, obs=obs, var=pd.DataFrame(index=pd.Index(gene_names)))
-    table.obsm["spatial"] = np.asarray(centroid_yx, dtype=float).reshape(-1, 2)[:, ::-1].copy()
-    table.uns[Keys.UNS] = {"params": params, "version": __version__}
+    table.obsm["spatial"] = xy
+    table.obsm["spatial_pixels"] = xy_pixels
+    if xy_um is not None:
+        table.obsm["spatial_um"] = xy_um
+    table.uns[Keys.UNS] = {"params": params, "version": __version__, "spatial": spatial, "keys": keys or {}}
     if not len(cell_ids):
         # SpatialData cannot validate a table that annotates a region with no rows, so an empty result is a
         # valid table that annotates nothing; uns["gsn"]["params"] still names the labels it belongs to.
@@ -107,8 +130,10 @@ def segment(
     pixel_size: float | None = None,
     labels_grid: str = "image",
     labels_key_added: str = Keys.LABELS,
-    table_key_added: str = Keys.TABLE,
+    table_key_added: str | None = None,
     assignment_key_added: str | None = None,
+    table_annotates: str = "labels",
+    boundary_tolerance: float = 0.25,
     tile_size: int | None = None,
     tile_overlap: int = Defaults.TILE_OVERLAP,
     block_size: int = Defaults.BLOCK_SIZE,
@@ -170,11 +195,22 @@ def segment(
         transformations; ``"working"``: at the working scale, with a scale
         transformation to the image's grid before the image's own (smaller
         for very fine images).
-    labels_key_added, table_key_added
-        Names of the labels and table elements written.
-    assignment_key_added
-        Name of the new points element with the per-transcript assignment;
-        default ``f"{points_key}_gsn"``.
+    labels_key_added
+        Name of the labels; every other element of the run is named from it
+        (:func:`gsn_spatial.run_keys`: ``gsn_labels`` -> ``gsn_table``,
+        ``gsn_boundaries``, ``gsn_transcripts``; ``run_b`` -> ``run_b_table``,
+        ...), so runs with different labels keys stand side by side.
+    table_key_added, assignment_key_added
+        Override the table's or the assignment's derived name (rarely needed).
+    table_annotates
+        ``"labels"`` (default: the labels are the segmentation itself, and
+        ``spatialdata-plot``'s ``render_labels``, squidpy's
+        ``spatial_segment`` and gsn's own QC read them) or ``"boundaries"``
+        (what sopa, SegTraQ and Xenium Explorer exports expect). Both share
+        the table's ``cell_id``; the other element's key is in
+        ``uns["gsn"]["keys"]``.
+    boundary_tolerance
+        Simplification of the boundaries, in pixels of the labels' grid.
     tile_size, tile_overlap
         Network window and the overlap of neighbouring windows, in working
         pixels.
@@ -214,17 +250,29 @@ def segment(
       ``labels_grid``), chunked by block,
       multiscale (the image's scale factors, or halvings for images above
       4096 px) for large images;
+    - ``sdata.shapes[<run>_boundaries]``: one Polygon per cell (its largest
+      piece, holes filled), indexed by ``cell_id``, in the labels' pixel frame
+      with the labels' transformations, drawn window by window;
     - ``sdata.tables[table_key_added]``: AnnData annotating the labels
       (``region_key="region"``, ``instance_key="cell_id"``), ``X`` sparse
       counts cells x genes, one row per cell in the labels (cells without
       transcripts included), ``obs["n_transcripts"]``, ``obs["area"]``
-      (pixels of the labels' grid), ``obs["area_um2"]``,
-      ``obsm["spatial"]`` centroids ``(x, y)`` in pixels of the labels' grid
-      and ``uns["gsn"]["params"]`` (the pixel size used and its source, the
+      (in the units of the image's global coordinate system),
+      ``obs["area_pixels"]`` (pixels of the labels' grid), ``obs["area_um2"]``,
+      ``obsm["spatial"]`` centroids ``(x, y)`` in that global coordinate
+      system (``uns["gsn"]["spatial"]`` names it and its units),
+      ``obsm["spatial_pixels"]`` the same in pixels of the labels' grid
+      (and ``obsm["spatial_um"]`` in microns when that frame is not in microns
+      but the labels have a coordinate system named in microns),
+      ``uns["gsn"]["keys"]`` the run's element keys and
+      ``uns["gsn"]["params"]`` (the pixel size used and its source, the
       RNA map's sigma and level, the transcript density);
-    - ``sdata.points[assignment_key_added]``: the transcripts' ``x``, ``y`` and
+    - ``sdata.points[<run>_transcripts]``: the transcripts' ``x``, ``y`` and
       gene with a ``cell_id`` column (0 = unassigned), same transformations
-      as the source points. The source points are never modified.
+      as the source points. The source points are never modified;
+    - ``sdata.attrs``: sopa's keys for the boundaries, transcripts and image
+      of this run, so that ``sopa.aggregate(sdata)`` and
+      ``sopa.io.explorer.write`` find them without arguments.
 
     Examples
     --------
@@ -232,7 +280,7 @@ def segment(
     >>> sdata = gsn.datasets.synthetic_tissue((256, 256), seed=3)
     >>> gsn.tl.segment(sdata)
     >>> t = sdata.tables["gsn_table"]
-    >>> t.n_obs > 20, int(t.X.sum()) == int((sdata.points["transcripts_gsn"]["cell_id"] > 0).sum().compute())
+    >>> t.n_obs > 20, int(t.X.sum()) == int((sdata.points["gsn_transcripts"]["cell_id"] > 0).sum().compute())
     (True, True)
     """
     if not isinstance(sdata, SpatialData):
@@ -244,6 +292,12 @@ def segment(
     for name, v in (("confidence_threshold", confidence_threshold), ("centre_threshold", centre_threshold)):
         if v is not None and not 0 < v < 1:
             raise ValueError(f"`{name}` must be in (0, 1), got {v}.")
+    if table_annotates not in ("labels", "boundaries"):
+        raise ValueError(f"`table_annotates` must be 'labels' or 'boundaries', got {table_annotates!r}.")
+    if not boundary_tolerance >= 0:
+        raise ValueError(f"`boundary_tolerance` must be >= 0 pixels, got {boundary_tolerance}.")
+    keys = run_keys(labels_key_added)
+    table_key_added = table_key_added or keys.table
     gsn_model = resolve_model(model)
     model_decode = gsn_model.meta.get("decode", {})
     if confidence_threshold is None:
@@ -256,8 +310,13 @@ def segment(
     # Keys first, so that output-key errors come before any reading.
     image_key = _sdata.resolve_key(sdata, "images", image_key, parameter="image_key")
     points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")
-    assignment_key_added = assignment_key_added or f"{points_key}{Keys.ASSIGNMENT_SUFFIX}"
-    outputs = {labels_key_added: "labels", table_key_added: "tables", assignment_key_added: "points"}
+    assignment_key_added = assignment_key_added or keys.assignment
+    outputs = {
+        labels_key_added: "labels",
+        table_key_added: "tables",
+        keys.boundaries: "shapes",
+        assignment_key_added: "points",
+    }
     _sdata.check_new_keys(sdata, outputs, overwrite=overwrite)
     if points_key == assignment_key_added or image_key == labels_key_added:
         raise ValueError("Output keys must differ from the input elements' keys; the inputs are never replaced.")
@@ -385,25 +444,54 @@ def segment(
         params["distributed"] = client is not None
         # The run's cells are on the working grid; the table describes them on the labels' grid.
         to_labels = 1.0 / zoom if labels_grid == "image" else 1.0
+        in_memory = not sdata.is_backed()
+        labels_el = _slide.labels_element(
+            work, image_el, in_memory=in_memory, zoom=zoom, image_grid=labels_grid == "image"
+        )
+        params["boundary_tolerance_px"] = boundary_tolerance
+        run = {
+            "labels": labels_key_added,
+            "table": table_key_added,
+            "boundaries": keys.boundaries,
+            "assignment": assignment_key_added,
+        }
         table = build_table(
             cell_ids,
             area * to_labels**2,
             centroids * to_labels,
             counts,
             points.gene_names,
-            region=labels_key_added,
+            region=labels_key_added if table_annotates == "labels" else keys.boundaries,
             params=params,
             area_um2=area * spec.pixel_size**2,
+            labels_element=labels_el,
+            keys=run,
         )
-        in_memory = not sdata.is_backed()
         elements = {
-            labels_key_added: _slide.labels_element(
-                work, image_el, in_memory=in_memory, zoom=zoom, image_grid=labels_grid == "image"
+            labels_key_added: labels_el,
+            keys.boundaries: _slide.boundaries_element(
+                labels_el, cell_ids, centroids * to_labels, tolerance=boundary_tolerance
             ),
             assignment_key_added: _slide.assignment_element(work, points, points_el, in_memory=in_memory),
             table_key_added: table,
         }
-        _slide.store_and_release(sdata, work, elements, outputs, overwrite=overwrite, derived=(assignment_key_added,))
+        if elements.get(keys.boundaries, 0) is None:  # no cells: no boundaries element
+            del elements[keys.boundaries]
+            outputs.pop(keys.boundaries)
+            table.uns[Keys.UNS]["keys"]["boundaries"] = None
+        _slide.store_and_release(
+            sdata,
+            work,
+            elements,
+            outputs,
+            overwrite=overwrite,
+            derived=(assignment_key_added,),
+            sopa_attrs=(
+                {"boundaries": keys.boundaries, "transcripts": points_key, "image": image_key}
+                if keys.boundaries in elements
+                else None
+            ),
+        )
     logger.info(
         "gsn.tl.segment: %d cells, %d transcripts assigned",
         table.n_obs,

@@ -185,6 +185,32 @@ def assignment_element(work: WorkDir, points: _sdata.PointsPartitions, points_el
     )
 
 
+def boundaries_element(labels_element: Any, cell_ids: np.ndarray, centroids_yx: np.ndarray, *, tolerance: float) -> Any:
+    """The run's cell boundaries: a shapes element of one Polygon per cell, indexed by ``cell_id``.
+
+    Drawn from the labels window by window (:func:`gsn_spatial.core.boundaries.cell_polygons`), in
+    the labels' pixel frame with the labels' transformations. ``centroids_yx`` are in labels pixels.
+    ``None`` when there are no cells: SpatialData cannot validate an empty shapes element.
+    """
+    if not len(cell_ids):
+        return None
+    import geopandas as gpd
+    from spatialdata.models import ShapesModel
+
+    from gsn_spatial.core.boundaries import cell_polygons
+
+    data = _sdata.scale0(labels_element).data
+
+    def read(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        return np.asarray(data[y0:y1, x0:x1])
+
+    polygons = cell_polygons(read, tuple(int(n) for n in data.shape), cell_ids, centroids_yx, tolerance=tolerance)
+    ids = np.asarray(cell_ids, dtype=np.int64)
+    # The id is also a column: sopa.aggregate replaces the index of the shapes it aggregates with its own ids.
+    frame = gpd.GeoDataFrame({Keys.CELL_ID: ids}, geometry=polygons, index=pd.Index(ids))
+    return ShapesModel.parse(frame, transformations=dict(_sdata.transformations(labels_element)))
+
+
 def store_and_release(
     sdata: SpatialData,
     work: WorkDir,
@@ -193,6 +219,7 @@ def store_and_release(
     *,
     overwrite: bool,
     derived: tuple[str, ...],
+    sopa_attrs: dict[str, str] | None = None,
 ) -> None:
     """Store the elements (all or nothing), re-read the lazy ones from the store, remove the work directory.
 
@@ -203,8 +230,25 @@ def store_and_release(
     # transcripts, so the number of threads bounds the memory of this step (the setting's docstring).
     local = {"num_workers": threads} if threads is not None and active_client() is None else {}
     with dask.config.set(local):
-        _sdata.store_elements(sdata, elements, overwrite=overwrite, derived=derived)
+        _sdata.store_elements(sdata, elements, overwrite=overwrite, derived=derived, attrs=_sopa_attrs(sopa_attrs))
     if sdata.is_backed():
         # The stored copies replace the elements read from the work directory, which can then go.
         _sdata.reload_from_store(sdata, {k: v for k, v in kinds.items() if v in ("labels", "points")})
     remove_work_dir(work.path)
+
+
+def _sopa_attrs(keys: dict[str, str] | None) -> dict[str, str]:
+    """sopa's ``sdata.attrs`` keys (``sopa.constants.SopaAttrs``) for a run's boundaries, transcripts and image.
+
+    With them ``sopa.aggregate(sdata)`` and ``sopa.io.explorer.write`` find the run's elements without
+    arguments, even though the object holds two points elements (the transcripts and their assignment).
+    The names are sopa 2.x's, spelled out so that sopa stays an optional dependency.
+    """
+    if not keys:
+        return {}
+    names = {
+        "boundaries": "boundaries_shapes",
+        "transcripts": "transcripts_dataframe",
+        "image": "cell_segmentation_image",
+    }
+    return {names[k]: v for k, v in keys.items()}

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: py:percent
+#     formats: ipynb,py:percent
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -58,7 +58,7 @@ print(sdata.points["transcripts"].head())
 #
 # - labels `gsn_labels`: the cells, on the image's grid with its transformations;
 # - table `gsn_table`: cells x genes counts annotating `gsn_labels`;
-# - points `transcripts_gsn`: the transcripts with their `cell_id` (0 = unassigned).
+# - points `gsn_transcripts`: the transcripts with their `cell_id` (0 = unassigned).
 
 # %%
 gsn.tl.segment(sdata)

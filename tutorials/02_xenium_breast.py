@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: py:percent
+#     formats: ipynb,py:percent
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -33,7 +33,7 @@ import spatialdata as sd
 
 import gsn_spatial as gsn
 
-DATA = Path(os.environ.get("GSN_SHARED_DATA", "../../../shared/data")) / "xenium_breast_crop"
+DATA = Path(os.environ.get("GSN_SHARED_DATA", "../../shared/data")) / "xenium_breast_crop"
 OUTPUT = Path(os.environ.get("GSN_TUTORIAL_OUTPUT", "tutorial_output"))
 FIGURES = Path(os.environ.get("GSN_TUTORIAL_FIGURES", "figures"))
 pd.set_option("display.width", 200)
@@ -108,13 +108,14 @@ print(model.meta["history"][-1])
 # ## Segment
 #
 # Segment with the model just trained and with the default `generalist` model. Each call adds
-# labels, a table and the transcripts with their cell id, and writes them to the store.
+# labels, a table, cell boundaries and the transcripts with their cell id, all named from
+# `labels_key_added` (`gsn_tutorial` -> `gsn_tutorial_table`, `gsn_tutorial_boundaries`,
+# `gsn_tutorial_transcripts`), and writes them to the store.
 
 # %%
 gsn.tl.segment(
     sdata, image_key="morphology_mip", points_key="transcripts", model=OUTPUT / "xenium_tutorial.pt",
-    labels_key_added="gsn_tutorial", table_key_added="gsn_tutorial_table",
-    assignment_key_added="transcripts_tutorial",
+    labels_key_added="gsn_tutorial",
 )  # fmt: skip
 gsn.tl.segment(sdata, image_key="morphology_mip", points_key="transcripts")
 print(sd.read_zarr(store))

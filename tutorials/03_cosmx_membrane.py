@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     formats: py:percent
+#     formats: ipynb,py:percent
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -32,7 +32,7 @@ import pandas as pd
 
 import gsn_spatial as gsn
 
-DATA = Path(os.environ.get("GSN_SHARED_DATA", "../../../shared/data")) / "cosmx_lung_fov2"
+DATA = Path(os.environ.get("GSN_SHARED_DATA", "../../shared/data")) / "cosmx_lung_fov2"
 FIGURES = Path(os.environ.get("GSN_TUTORIAL_FIGURES", "figures"))
 FIGURES.mkdir(parents=True, exist_ok=True)
 pd.set_option("display.width", 200)

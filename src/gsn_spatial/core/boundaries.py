@@ -1,0 +1,140 @@
+"""Cell boundaries: one polygon per cell of a labels array, window by window.
+
+Pixel ``(r, c)`` spans ``[c, c + 1) x [r, r + 1)``, so a polygon's coordinates
+are in the labels' own pixel frame and the labels' transformations apply to
+it unchanged. ``spatialdata.to_polygons`` is not used: it returns a
+MultiPolygon for every cell split in pieces and a ``label`` column that
+doubles the index, which sopa rejects; here each cell is one Polygon (its
+largest piece, holes filled).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import shapely
+from scipy import ndimage
+from skimage.measure import find_contours
+
+#: Labels pixels read around a window at first; a cell touching the edge of its window is read again, larger.
+WINDOW_HALO = 128
+
+
+def cell_polygon(mask: np.ndarray, *, origin: tuple[float, float] = (0.0, 0.0), tolerance: float = 0.25):
+    """One Polygon around the largest piece of a boolean mask, holes filled.
+
+    ``origin`` is the ``(row, col)`` of ``mask[0, 0]`` in the labels' grid;
+    ``tolerance`` (pixels) is the Douglas-Peucker simplification.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mask = np.zeros((12, 12), bool); mask[2:10, 3:9] = True
+    >>> p = cell_polygon(mask, tolerance=0)
+    >>> round(p.area, 1), p.bounds
+    (47.5, (3.0, 2.0, 9.0, 10.0))
+    """
+    pieces, n = ndimage.label(mask)
+    if n > 1:
+        sizes = np.bincount(pieces.ravel())[1:]
+        mask = pieces == (int(np.argmax(sizes)) + 1)
+    mask = ndimage.binary_fill_holes(mask)
+    padded = np.pad(mask, 1).astype(np.float32)
+    contours = find_contours(padded, 0.5)
+    ring = max(contours, key=len)
+    # Contour rows/cols are padded-array indices of pixel centres; a pixel's centre is at index + 0.5.
+    xy = np.column_stack([ring[:, 1] - 0.5 + origin[1], ring[:, 0] - 0.5 + origin[0]])
+    polygon = shapely.Polygon(xy)
+    if tolerance > 0:
+        polygon = polygon.simplify(tolerance, preserve_topology=True)
+    if not polygon.is_valid or polygon.is_empty:
+        polygon = _largest_polygon(shapely.make_valid(polygon))
+    if polygon is None or polygon.is_empty:  # a mask of one or two pixels: their box
+        rows, cols = np.nonzero(mask)
+        polygon = shapely.box(
+            cols.min() + origin[1], rows.min() + origin[0], cols.max() + 1 + origin[1], rows.max() + 1 + origin[0]
+        )
+    return polygon
+
+
+def _largest_polygon(geometry):
+    parts = [g for g in getattr(geometry, "geoms", [geometry]) if isinstance(g, shapely.Polygon) and not g.is_empty]
+    return max(parts, key=lambda g: g.area) if parts else None
+
+
+def cell_polygons(
+    read: Callable[[int, int, int, int], np.ndarray],
+    shape: tuple[int, int],
+    cell_ids: np.ndarray,
+    centroids_yx: np.ndarray,
+    *,
+    window: int = 2048,
+    tolerance: float = 0.25,
+) -> list:
+    """One Polygon per cell of a labels raster read window by window.
+
+    ``read(y0, y1, x0, x1)`` returns that window of the labels (a numpy
+    array), so a whole slide never has to be in memory. Each cell is drawn by
+    the window holding its centroid (``centroids_yx`` in pixels of the labels'
+    grid, pixel centres at ``+ 0.5``), from that window with a halo; a cell
+    reaching the halo's edge is read again around its own bounding box.
+
+    Returns the polygons in the order of ``cell_ids``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.zeros((40, 40), np.uint32); labels[5:15, 5:15] = 1; labels[20:30, 22:36] = 2
+    >>> read = lambda y0, y1, x0, x1: labels[y0:y1, x0:x1]
+    >>> polys = cell_polygons(read, labels.shape, np.array([1, 2]), np.array([[10.0, 10.0], [25.0, 29.0]]))
+    >>> [p.geom_type for p in polys], [round(p.area) for p in polys]
+    (['Polygon', 'Polygon'], [100, 140])
+    """
+    h, w = shape
+    cell_ids = np.asarray(cell_ids)
+    index = {int(c): i for i, c in enumerate(cell_ids)}
+    out: list = [None] * len(cell_ids)
+    owner = np.floor(np.asarray(centroids_yx, dtype=float).reshape(-1, 2) / window).astype(np.int64)
+    for by, bx in sorted({(int(a), int(b)) for a, b in owner}):
+        wanted = {int(c) for c, o in zip(cell_ids, owner, strict=True) if o[0] == by and o[1] == bx}
+        y0, x0 = max(0, by * window - WINDOW_HALO), max(0, bx * window - WINDOW_HALO)
+        y1, x1 = min(h, (by + 1) * window + WINDOW_HALO), min(w, (bx + 1) * window + WINDOW_HALO)
+        block = np.asarray(read(y0, y1, x0, x1))
+        for label, sl in enumerate(ndimage.find_objects(block), start=1):
+            if sl is None or label not in wanted:
+                continue
+            touches = (sl[0].start == 0 and y0 > 0) or (sl[0].stop == block.shape[0] and y1 < h)
+            touches |= (sl[1].start == 0 and x0 > 0) or (sl[1].stop == block.shape[1] and x1 < w)
+            if touches:
+                out[index[label]] = _polygon_of_large_cell(
+                    read, shape, label, (y0 + sl[0].start, x0 + sl[1].start), tolerance
+                )
+            else:
+                out[index[label]] = cell_polygon(
+                    block[sl] == label, origin=(y0 + sl[0].start, x0 + sl[1].start), tolerance=tolerance
+                )
+    for i, centroid in enumerate(np.asarray(centroids_yx, dtype=float).reshape(-1, 2)):
+        if out[i] is None:
+            # A cell of the table with no pixel left on this grid (labels resampled to a coarser image): the
+            # pixel at its centroid, so that every row of the table still has its polygon.
+            r, c = (int(np.clip(np.floor(v), 0, n - 1)) for v, n in zip(centroid, shape, strict=True))
+            out[i] = shapely.box(c, r, c + 1, r + 1)
+    return out
+
+
+def _polygon_of_large_cell(read, shape, label: int, start: tuple[int, int], tolerance: float):
+    """A cell larger than a window's halo: read around it, growing the window until it fits."""
+    h, w = shape
+    reach = 2 * WINDOW_HALO
+    while True:
+        y0, x0 = max(0, start[0] - reach), max(0, start[1] - reach)
+        y1, x1 = min(h, start[0] + reach), min(w, start[1] + reach)
+        block = np.asarray(read(y0, y1, x0, x1)) == label
+        rows, cols = np.nonzero(block.any(axis=1))[0], np.nonzero(block.any(axis=0))[0]
+        fits = (rows[0] > 0 or y0 == 0) and (rows[-1] < block.shape[0] - 1 or y1 == h)
+        fits &= (cols[0] > 0 or x0 == 0) and (cols[-1] < block.shape[1] - 1 or x1 == w)
+        if fits:
+            sl = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+            return cell_polygon(block[sl], origin=(y0 + rows[0], x0 + cols[0]), tolerance=tolerance)
+        reach *= 2
