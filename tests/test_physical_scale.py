@@ -93,7 +93,8 @@ def test_labels_can_stay_at_the_working_scale():
     m = get_transformation(lab, "global").to_affine_matrix(input_axes=("x", "y"), output_axes=("x", "y"))
     np.testing.assert_allclose(np.asarray(m)[:2, :2], 2 * np.eye(2))
     table = sdata.tables["gsn_table"]
-    np.testing.assert_allclose(table.obs["area_um2"], table.obs["area"] * 0.25)  # 0.5 um working pixels
+    np.testing.assert_allclose(table.obs["area_um2"], table.obs["area_pixels"] * 0.25)  # 0.5 um working pixels
+    np.testing.assert_allclose(table.obs["area"], table.obs["area_pixels"] * 4)  # in "global", the image's pixels
     with pytest.raises(ValueError, match="labels_grid"):
         gsn.tl.segment(sdata, labels_grid="native", overwrite=True)
 

@@ -7,7 +7,7 @@ import logging
 from spatialdata import SpatialData
 
 from gsn_spatial import _sdata
-from gsn_spatial._constants import Keys, run_keys
+from gsn_spatial._constants import run_keys
 from gsn_spatial._settings import progress_bar
 from gsn_spatial.core.blocks import BlockGrid
 from gsn_spatial.core.slide import (
@@ -144,19 +144,6 @@ def assign_transcripts(
         }
         if boundaries:
             elements[keys.boundaries] = _slide.boundaries_element(labels_el, cell_ids, centroids, tolerance=0.25)
-        if elements.get(keys.boundaries, 0) is None:  # no cells: no boundaries element
-            del elements[keys.boundaries]
-            outputs.pop(keys.boundaries)
-            table.uns[Keys.UNS]["keys"]["boundaries"] = None
-        _slide.store_and_release(
-            sdata,
-            work,
-            elements,
-            outputs,
-            overwrite=overwrite,
-            derived=(assignment_key_added,),
-            sopa_attrs={"boundaries": keys.boundaries, "transcripts": points_key}
-            if keys.boundaries in elements
-            else None,
-        )
+        sopa_attrs = {"boundaries": keys.boundaries, "transcripts": points_key} if boundaries else {}
+        _slide.store_run(sdata, work, elements, outputs, run=run, overwrite=overwrite, sopa_attrs=sopa_attrs)
     logger.info("gsn.tl.assign_transcripts: %d cells, %d transcripts assigned", table.n_obs, int(counts.sum()))

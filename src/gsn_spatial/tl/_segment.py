@@ -475,23 +475,8 @@ def segment(
             assignment_key_added: _slide.assignment_element(work, points, points_el, in_memory=in_memory),
             table_key_added: table,
         }
-        if elements.get(keys.boundaries, 0) is None:  # no cells: no boundaries element
-            del elements[keys.boundaries]
-            outputs.pop(keys.boundaries)
-            table.uns[Keys.UNS]["keys"]["boundaries"] = None
-        _slide.store_and_release(
-            sdata,
-            work,
-            elements,
-            outputs,
-            overwrite=overwrite,
-            derived=(assignment_key_added,),
-            sopa_attrs=(
-                {"boundaries": keys.boundaries, "transcripts": points_key, "image": image_key}
-                if keys.boundaries in elements
-                else None
-            ),
-        )
+        sopa_attrs = {"boundaries": keys.boundaries, "transcripts": points_key, "image": image_key}
+        _slide.store_run(sdata, work, elements, outputs, run=run, overwrite=overwrite, sopa_attrs=sopa_attrs)
     logger.info(
         "gsn.tl.segment: %d cells, %d transcripts assigned",
         table.n_obs,

@@ -211,6 +211,32 @@ def boundaries_element(labels_element: Any, cell_ids: np.ndarray, centroids_yx: 
     return ShapesModel.parse(frame, transformations=dict(_sdata.transformations(labels_element)))
 
 
+def store_run(
+    sdata: SpatialData,
+    work: WorkDir,
+    elements: dict[str, Any],
+    kinds: dict[str, str],
+    *,
+    run: dict[str, str],
+    overwrite: bool,
+    sopa_attrs: dict[str, str],
+) -> None:
+    """Store one run's elements (named by ``run``: its table, boundaries and assignment keys).
+
+    A run without cells has no boundaries element (SpatialData cannot validate an empty one): it is
+    left out, ``None`` in the table's ``uns["gsn"]["keys"]``, and sopa's keys are not recorded.
+    """
+    boundaries = run.get("boundaries")
+    if boundaries is not None and elements.get(boundaries, 0) is None:
+        del elements[boundaries]
+        kinds.pop(boundaries)
+        elements[run["table"]].uns[Keys.UNS]["keys"]["boundaries"] = None
+        sopa_attrs = {}
+    store_and_release(
+        sdata, work, elements, kinds, overwrite=overwrite, derived=(run["assignment"],), sopa_attrs=sopa_attrs
+    )
+
+
 def store_and_release(
     sdata: SpatialData,
     work: WorkDir,
