@@ -96,8 +96,11 @@ def cell_polygons(
     index = {int(c): i for i, c in enumerate(cell_ids)}
     out: list = [None] * len(cell_ids)
     owner = np.floor(np.asarray(centroids_yx, dtype=float).reshape(-1, 2) / window).astype(np.int64)
-    for by, bx in sorted({(int(a), int(b)) for a, b in owner}):
-        wanted = {int(c) for c, o in zip(cell_ids, owner, strict=True) if o[0] == by and o[1] == bx}
+    # Cells grouped by owning window in one pass (a scan of every cell per window is cells x windows).
+    groups: dict[tuple[int, int], set[int]] = {}
+    for c, (a, b) in zip(cell_ids.tolist(), owner.tolist(), strict=True):
+        groups.setdefault((a, b), set()).add(int(c))
+    for (by, bx), wanted in sorted(groups.items()):
         y0, x0 = max(0, by * window - WINDOW_HALO), max(0, bx * window - WINDOW_HALO)
         y1, x1 = min(h, (by + 1) * window + WINDOW_HALO), min(w, (bx + 1) * window + WINDOW_HALO)
         block = np.asarray(read(y0, y1, x0, x1))
