@@ -108,12 +108,19 @@ def test_segment_overwrite_and_new_keys(segmented, copy, capsys):
     assert "second_tx" in back.points
 
 
-def test_segment_compile_flag(segmented, copy):
+def test_segment_compile_flag(segmented, copy, monkeypatch):
+    # The wiring of --compile; that a compiled network gives the eager cells is tests/test_inference.py's
+    # (a real compile here cost another 40 s of the suite on an AVX2 host).
+    import torch
+
+    compiled = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: compiled.append(gsn.settings.compile))
     path = copy(segmented)
     argv = ["segment", str(path), "--labels-key-added", "compiled", "--table-key-added", "compiled_table"]
     # The block geometry of tests/test_inference.py, so one compiled shape serves both.
     argv += ["--assignment-key-added", "compiled_tx", "--block-size", "256", "--block-halo", "32", "--compile"]
     assert main(argv) == 0
+    assert compiled == [True]  # the network was compiled once, while the setting was on
     assert gsn.settings.compile is False  # restored after the command
     back = sd.read_zarr(path)
     assert back.tables["compiled_table"].uns["gsn"]["params"]["compiled"] is True

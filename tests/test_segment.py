@@ -54,15 +54,38 @@ def test_counts_add_up_to_assignment(segmented):
     np.testing.assert_array_equal(table.X[row].toarray().ravel(), want)
 
 
-def test_assignment_is_label_under_point(segmented):
-    assigned = segmented.points["gsn_transcripts"].compute()
-    source = segmented.points["transcripts"].compute()
+def _assignment_on_labels_grid(sdata, key="gsn_transcripts"):
+    assigned = sdata.points[key].compute()
+    source = sdata.points["transcripts"].compute()
     np.testing.assert_allclose(assigned[["x", "y"]].to_numpy(), source[["x", "y"]].to_numpy())
-    m = points_to_pixels(segmented, "gsn_transcripts", "gsn_labels")
+    m = points_to_pixels(sdata, key, "gsn_labels")
     pix = assigned[["x", "y"]].to_numpy() @ m[:2, :2].T + m[:2, 2]
-    want = lookup_cells(segmented.labels["gsn_labels"].values, pix)
-    np.testing.assert_array_equal(assigned["cell_id"].to_numpy(), want)
-    assert set(np.unique(want)) - {0} <= set(segmented.tables["gsn_table"].obs["cell_id"])
+    return assigned["cell_id"].to_numpy(), pix
+
+
+def test_mask_assignment_is_label_under_point(tissue):
+    gsn.tl.segment(tissue, assignment="mask")
+    cell, pix = _assignment_on_labels_grid(tissue)
+    want = lookup_cells(tissue.labels["gsn_labels"].values, pix)
+    np.testing.assert_array_equal(cell, want)
+    assert tissue.tables["gsn_table"].uns["gsn"]["params"]["assignment"] == "mask"
+    assert set(np.unique(want)) - {0} <= set(tissue.tables["gsn_table"].obs["cell_id"])
+
+
+def test_default_assignment_moves_transcripts_only_to_cells_within_reach(segmented):
+    """The expression pass (the default) gives each transcript the cell under it or one at most 2 um away."""
+    cell, pix = _assignment_on_labels_grid(segmented)
+    labels = segmented.labels["gsn_labels"].values
+    under = lookup_cells(labels, pix)
+    moved = np.flatnonzero(cell != under)
+    assert 0 < len(moved) < 0.2 * len(cell)  # it acts, at the boundaries only
+    reach_px = 2.0 / 0.5 + 1.0  # 2 um at 0.5 um/px, plus the pixel the point lies in
+    for i in moved[cell[moved] > 0]:
+        x, y = pix[i]
+        r0, c0 = max(0, int(y - reach_px)), max(0, int(x - reach_px))
+        rows, cols = np.nonzero(labels[r0 : int(y + reach_px) + 1, c0 : int(x + reach_px) + 1] == cell[i])
+        assert np.hypot(rows + r0 + 0.5 - y, cols + c0 + 0.5 - x).min() <= reach_px, i
+    assert set(np.unique(cell)) - {0} <= set(segmented.tables["gsn_table"].obs["cell_id"])
 
 
 def test_source_points_untouched(tissue):

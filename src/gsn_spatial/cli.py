@@ -142,6 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="labels",
         help="element the table annotates (default: labels; boundaries for sopa / Xenium Explorer workflows)",
     )
+    g.add_argument(
+        "--assignment",
+        choices=["expression", "mask"],
+        default=None,
+        help="transcripts near cell boundaries go to the nearby cell whose expression fits them (default: "
+        "expression), or strictly to the cell under them (mask)",
+    )
     g.add_argument("--overwrite", action="store_true", help="replace existing elements of those names")
     g = p.add_argument_group("tiling and decoding")
     g.add_argument("--tile-size", type=_positive_int, default=None, help="network window in working pixels")
@@ -274,7 +281,8 @@ def _segment(args: argparse.Namespace) -> None:
     sdata = _open(args.store)
     kwargs = _given(
         args,
-        ["image_key", "points_key", "gene_key", "image_channel", "model", "assignment_key_added", "device"]
+        ["image_key", "points_key", "gene_key", "image_channel", "model", "assignment_key_added", "assignment"]
+        + ["device"]
         + ["tile_size", "tile_overlap", "block_size", "block_halo", "batch_size", "min_area"]
         + ["pixel_size", "labels_grid"],
     )

@@ -34,6 +34,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -43,6 +44,7 @@ import zarr
 
 from gsn_spatial.core.assign import lookup_cells
 from gsn_spatial.core.blocks import BlockGrid, compose_core, label_stats, segment_window
+from gsn_spatial.core.reassign import ExpressionProfiles, reassign_by_expression
 from gsn_spatial.core.runs import SortedRuns
 
 POINT_RECORD = np.dtype([("x", "f8"), ("y", "f8"), ("gene", "i4"), ("part", "i4"), ("row", "i8")])
@@ -68,14 +70,21 @@ class WindowSource(Protocol):
 class WorkDir:
     """The files of one run. Every writer touches only its own chunk or file."""
 
-    def __init__(self, path: str | Path, grid: BlockGrid, n_partitions: int):
+    def __init__(self, path: str | Path, grid: BlockGrid, n_partitions: int, stage: str = ""):
         self.path = Path(path)
-        self._args = (str(path), grid, n_partitions)
+        self._args = (str(path), grid, n_partitions, stage)
         self.grid = grid
         self.n_partitions = n_partitions
+        # A later assignment pass (``stage``) keeps its own assignment and counts next to the first one's.
+        self.stage = stage
+        self._suffix = f"_{stage}" if stage else ""
         self.points = SortedRuns(self.path / "points", grid.n_point_keys, POINT_RECORD)
-        self.assign = SortedRuns(self.path / "assign", max(1, n_partitions), ASSIGN_RECORD)
+        self.assign = SortedRuns(self.path / f"assign{self._suffix}", max(1, n_partitions), ASSIGN_RECORD)
         (self.path / "stats").mkdir(parents=True, exist_ok=True)
+
+    def staged(self, stage: str) -> WorkDir:
+        """The same run, with the assignment and counts of the pass ``stage``."""
+        return WorkDir(self.path, self.grid, self.n_partitions, stage)
 
     def __reduce__(self):  # ship the description, not open memory maps, to dask workers
         return (WorkDir, self._args)
@@ -101,7 +110,7 @@ class WorkDir:
         return zarr.open_array(self.path / f"{name}.zarr", mode=mode)
 
     def counts_runs(self, n_buckets: int) -> SortedRuns:
-        return SortedRuns(self.path / "counts", n_buckets, COUNT_RECORD)
+        return SortedRuns(self.path / f"counts{self._suffix}", n_buckets, COUNT_RECORD)
 
     def stats_path(self, block: int) -> Path:
         return self.path / "stats" / f"{block}.npz"
@@ -231,12 +240,17 @@ def compose_block(work: WorkDir, block: int, offsets: np.ndarray) -> None:
     work.mark("compose", block)
 
 
-def assign_block(work: WorkDir, block: int, labels: WindowSource, bucket_edges: np.ndarray) -> None:
+def assign_block(
+    work: WorkDir, block: int, labels: WindowSource, bucket_edges: np.ndarray, reassign: Reassignment | None = None
+) -> None:
     """Step 4 for one block: the cell of each transcript in the core, and (cell, gene) counts.
 
     ``bucket_edges`` (sorted, first entry 1) cut the cell ids into ranges; the
     counts of a cell go to the run key of its range, so that the count matrix
-    can be built range by range.
+    can be built range by range. With ``reassign``, transcripts near cell
+    boundaries are assigned by expression
+    (:func:`~gsn_spatial.core.reassign.reassign_by_expression`), from the core's
+    labels and a halo of ``reassign.radius`` around them.
     """
     run = f"b{block}"
     counts_runs = work.counts_runs(len(bucket_edges))
@@ -245,8 +259,18 @@ def assign_block(work: WorkDir, block: int, labels: WindowSource, bucket_edges: 
     g = work.grid
     y0, y1, x0, x1 = g.core(block)
     pts = work.points.read(g.core_key(block))
-    xy = np.stack([pts["x"] - x0, pts["y"] - y0], axis=1)
-    cell = lookup_cells(np.asarray(labels(y0, y1, x0, x1)), xy).astype(np.uint32)
+    if reassign is None:
+        xy = np.stack([pts["x"] - x0, pts["y"] - y0], axis=1)
+        cell = lookup_cells(np.asarray(labels(y0, y1, x0, x1)), xy).astype(np.uint32)
+    else:
+        halo = int(np.ceil(reassign.radius)) + 1
+        wy0, wx0 = max(0, y0 - halo), max(0, x0 - halo)
+        wy1, wx1 = min(g.shape[0], y1 + halo), min(g.shape[1], x1 + halo)
+        xy = np.stack([pts["x"] - wx0, pts["y"] - wy0], axis=1)
+        window = np.asarray(labels(wy0, wy1, wx0, wx1))
+        cell = reassign_by_expression(
+            window, xy, pts["gene"], reassign.profiles, radius=reassign.radius, length=reassign.length
+        ).astype(np.uint32)
     hit = cell > 0
     rec = np.empty(int(hit.sum()), dtype=ASSIGN_RECORD)
     rec["row"], rec["cell"] = pts["row"][hit], cell[hit]
@@ -449,6 +473,45 @@ def segment_slide(
     labels = ZarrWindows(work.path / "labels.zarr")
     run_tasks(assign_block, work, range(g.n_blocks), labels, edges, client=client, progress=bar("assign"))
     return lengths, edges
+
+
+@dataclass(frozen=True)
+class Reassignment:
+    """Settings of the expression-aware assignment pass, in pixels of the labels it runs on."""
+
+    profiles: ExpressionProfiles
+    radius: float
+    length: float
+
+
+def reassign_slide(
+    work: WorkDir,
+    *,
+    labels: WindowSource,
+    cell_ids: np.ndarray,
+    counts: sp.csr_matrix,
+    bucket_edges: np.ndarray,
+    radius: float,
+    length: float,
+    client: Any | None = None,
+    progress: Callable[[str], Callable[[Iterable], Iterable] | None] | None = None,
+) -> WorkDir:
+    """The expression-aware assignment pass over every block, after a mask assignment gave ``counts``.
+
+    Writes the pass's assignment and counts as the stage ``"expression"`` of
+    ``work`` (the mask assignment stays) and returns that stage's view.
+    """
+    bar = progress or (lambda step: None)
+    staged = work.staged("expression")
+    settings = Reassignment(ExpressionProfiles.from_counts(cell_ids, counts), float(radius), float(length))
+    if client is not None:
+        labels = client.scatter(labels, broadcast=True)
+        settings = client.scatter(settings, broadcast=True)
+    run_tasks(
+        assign_block, staged, range(work.grid.n_blocks), labels, bucket_edges, settings, client=client,
+        progress=bar("reassign"),
+    )  # fmt: skip
+    return staged
 
 
 def stats_block(work: WorkDir, block: int, labels: WindowSource) -> None:

@@ -7,7 +7,7 @@ import logging
 from spatialdata import SpatialData
 
 from gsn_spatial import _sdata
-from gsn_spatial._constants import run_keys
+from gsn_spatial._constants import Defaults, run_keys
 from gsn_spatial._settings import progress_bar
 from gsn_spatial.core.blocks import BlockGrid
 from gsn_spatial.core.slide import (
@@ -16,8 +16,10 @@ from gsn_spatial.core.slide import (
     assign_slide,
     cell_table_arrays,
     count_matrix_from_runs,
+    reassign_slide,
 )
 from gsn_spatial.tl import _slide
+from gsn_spatial.tl._inputs import assignment_params, check_assignment, check_pixel_size
 from gsn_spatial.tl._segment import build_table
 
 logger = logging.getLogger(__name__)
@@ -32,6 +34,8 @@ def assign_transcripts(
     table_key_added: str | None = None,
     assignment_key_added: str | None = None,
     boundaries: bool = True,
+    assignment: str = "mask",
+    pixel_size: float | None = None,
     block_size: int = 2048,
     recover: bool = False,
     overwrite: bool = False,
@@ -64,6 +68,16 @@ def assign_transcripts(
         Also write the cells' boundaries (one Polygon per cell) as the shapes
         element ``run_keys(labels_key).boundaries``; pass ``False`` when the
         object already has boundaries of these labels under that name.
+    assignment
+        ``"mask"`` (default: the cell under each transcript, as the labels
+        say) or ``"expression"`` (near boundaries, the nearby cell whose
+        expression best explains the transcript's gene, as
+        :func:`gsn_spatial.tl.segment` does by default;
+        :mod:`gsn_spatial.core.reassign`).
+    pixel_size
+        Microns per pixel of the labels, for ``assignment="expression"``
+        (its 2 um reach); default: from the labels' transformation to a
+        micron coordinate system.
     block_size
         Side of the label blocks read at a time, in pixels.
     recover
@@ -92,6 +106,8 @@ def assign_transcripts(
         raise TypeError(f"`sdata` must be a SpatialData object, got {type(sdata).__name__}.")
     if block_size <= 0:
         raise ValueError(f"`block_size` must be positive, got {block_size}.")
+    check_assignment(assignment)
+    check_pixel_size(pixel_size)
     labels_key = _sdata.resolve_key(sdata, "labels", labels_key, parameter="labels_key")
     points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")
     keys = run_keys(labels_key)
@@ -105,13 +121,28 @@ def assign_transcripts(
         raise ValueError("`assignment_key_added` must differ from `points_key`; the input points are never replaced.")
     labels_el = sdata.labels[labels_key]
     labels = _sdata.scale0(labels_el).data
+    if assignment == "expression" and pixel_size is None:
+        pixel_size = _sdata.microns_per_pixel(sdata, labels_key)
+        if pixel_size is None:
+            raise ValueError(
+                f"`assignment='expression'` needs the pixel size of labels {labels_key!r}: it has no transformation "
+                "to a micron coordinate system; pass `pixel_size` (um per labels pixel)."
+            )
     points_el = sdata.points[points_key]
     gene_key = _sdata.resolve_gene_key(points_el, gene_key, points_key=points_key)
     points = _sdata.PointsPartitions(
         points_el, gene_key, _sdata.points_to_pixels(sdata, points_key, labels_key), points_key=points_key
     )
     shape = (int(labels.shape[0]), int(labels.shape[1]))
-    params = {"labels_key": labels_key, "points_key": points_key, "gene_key": gene_key, "block_size": block_size}
+    params = {
+        "labels_key": labels_key,
+        "points_key": points_key,
+        "gene_key": gene_key,
+        "block_size": block_size,
+        **assignment_params(assignment),
+    }
+    if assignment == "expression":
+        params["pixel_size"] = float(pixel_size)
     run_dir, _, lock = _slide.open_tool_run(
         "assign", sdata, shape=shape, n_partitions=points.n_partitions, params=params, recover=recover
     )
@@ -123,6 +154,19 @@ def assign_transcripts(
         )
         cell_ids, area, centroids = cell_table_arrays(work)
         counts = count_matrix_from_runs(work, cell_ids, edges, len(points.gene_names))
+        if assignment == "expression":
+            work = reassign_slide(
+                work,
+                labels=_sdata.ArrayWindows(labels),
+                cell_ids=cell_ids,
+                counts=counts,
+                bucket_edges=edges,
+                radius=Defaults.REASSIGN_RADIUS_UM / pixel_size,
+                length=Defaults.REASSIGN_LENGTH_UM / pixel_size,
+                client=client,
+                progress=progress_bar,
+            )
+            counts = count_matrix_from_runs(work, cell_ids, edges, len(points.gene_names))
         params["distributed"] = client is not None
         run = {"labels": labels_key, "table": table_key_added, "assignment": assignment_key_added}
         if boundaries:

@@ -12,6 +12,7 @@ import numpy as np
 from spatialdata import SpatialData
 
 from gsn_spatial import _sdata
+from gsn_spatial._constants import Defaults
 from gsn_spatial.core.density import rna_map_settings
 from gsn_spatial.core.intensity import sample_percentiles
 from gsn_spatial.core.resample import nearest_window, working_shape
@@ -160,6 +161,22 @@ class PixelSize:
         if self.nucleus_diameter_px is not None:
             out["estimated_nucleus_diameter_px"] = round(self.nucleus_diameter_px, 3)
         return out
+
+
+ASSIGNMENTS = ("expression", "mask")
+
+
+def check_assignment(assignment: str) -> None:
+    if assignment not in ASSIGNMENTS:
+        raise ValueError(f"`assignment` must be one of {ASSIGNMENTS}, got {assignment!r}.")
+
+
+def assignment_params(assignment: str) -> dict[str, Any]:
+    """What a run records about how transcripts were assigned (``uns["gsn"]["params"]``)."""
+    out: dict[str, Any] = {"assignment": assignment}
+    if assignment == "expression":
+        out |= {"reassign_radius_um": Defaults.REASSIGN_RADIUS_UM, "reassign_length_um": Defaults.REASSIGN_LENGTH_UM}
+    return out
 
 
 def check_pixel_size(pixel_size: float | None) -> None:
