@@ -9,6 +9,11 @@ for N million uniformly placed transcripts against the 256 MP slide's labels.
 
     python benchmarks/scale.py                       # 16, 64, 256 MP
     python benchmarks/scale.py --sides 4096 --assign 10
+    python benchmarks/scale.py --sides 4096 --fine 0.1   # also the same tissue imaged at 0.1 um/px
+
+With ``--fine P`` each slide is also written imaged at ``P`` um per pixel (the 0.5 um/px image
+upsampled lazily by ``gsn.pp.rescale_image``, the same points and coordinate systems, so the tissue
+area is the same and ``segment`` reads the pixel size from the micron system) and segmented the same way.
 """
 
 from __future__ import annotations
@@ -65,6 +70,24 @@ def ensure_slide(data_dir: Path, side: int) -> Path:
         t = time.perf_counter()
         write_synthetic_slide(path, (side, side), seed=side, progress=True)
         print(f"wrote {path} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+    return path
+
+
+def ensure_fine_slide(store: Path, pixel_size: float) -> Path:
+    """The slide of ``store`` (0.5 um/px) imaged at ``pixel_size``: its image upsampled, the rest as it is."""
+    import spatialdata as sd
+
+    import gsn_spatial as gsn
+
+    path = store.with_name(f"{store.stem}_at{pixel_size:g}.zarr")
+    if path.exists():
+        return path
+    t = time.perf_counter()
+    src = sd.read_zarr(store)
+    gsn.pp.rescale_image(src, image_key="dapi", factor=pixel_size / 0.5, key_added="fine", chunk_size=2048)
+    fine = sd.SpatialData(images={"dapi": src.images["fine"]}, points={"transcripts": src.points["transcripts"]})
+    fine.write(path)
+    print(f"wrote {path} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
     return path
 
 
@@ -140,6 +163,7 @@ def main() -> None:
     parser.add_argument("--sides", type=int, nargs="+", default=[4096, 8192, 16384])
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/gsn_scale"))
     parser.add_argument("--assign", type=int, default=0, help="million uniform transcripts for the assignment run")
+    parser.add_argument("--fine", type=float, default=None, help="also each slide imaged at this many um/px")
     args = parser.parse_args()
     args.data_dir.mkdir(parents=True, exist_ok=True)
 
@@ -154,6 +178,13 @@ def main() -> None:
         mp = side * side / 1e6
         rows.append((f"segment {side}x{side}", mp, n_tx, r))
         print(f"done {side}: {r}", file=sys.stderr)
+        if args.fine:
+            fine = ensure_fine_slide(store, args.fine)
+            remove_outputs(fine, SEGMENT_OUTPUTS.values())
+            r = run_child(CHILD_SEGMENT, fine)
+            f_side = round(side * 0.5 / args.fine)
+            rows.append((f"segment {f_side}x{f_side} at {args.fine:g} um/px", f_side**2 / 1e6, n_tx, r))
+            print(f"done {side} at {args.fine:g} um/px: {r}", file=sys.stderr)
     if args.assign:
         store = ensure_slide(args.data_dir, max(args.sides))
         n_tx = add_uniform_points(store, args.assign)
@@ -168,7 +199,7 @@ def main() -> None:
             f"| {name} | {mp:.0f} | {n_tx / 1e6:.1f} | {r['cells']} | {r['wall']:.0f} | {mp / r['wall']:.2f} | "
             f"{n_tx / 1e6 / r['wall']:.2f} | {r['rss_gb']:.2f} |"
         )
-    seg = [r for name, _, _, r in rows if name.startswith("segment")]
+    seg = [r for name, _, _, r in rows if name.startswith("segment") and " at " not in name]
     if len(seg) > 1:
         print(f"peak RSS largest / smallest slide: {seg[-1]['rss_gb'] / seg[0]['rss_gb']:.2f}")
 
