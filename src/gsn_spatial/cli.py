@@ -28,7 +28,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from gsn_spatial._constants import Keys, run_keys
+
 PROG = "gsn"
+_DEFAULT_RUN = run_keys(Keys.LABELS)
 
 
 def _channel(value: str) -> int | str:
@@ -123,9 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--labels-key-added",
         metavar="KEY",
-        default="gsn_labels",
-        help="labels element to write; the run's table, boundaries and assignment are named from it "
-        "(default: gsn_labels -> gsn_table, gsn_boundaries, gsn_transcripts; run_b -> run_b_table, ...)",
+        default=Keys.LABELS,
+        help="labels element to write; the run's table, boundaries and assignment are named from it (default: "
+        f"{_DEFAULT_RUN.labels} -> {_DEFAULT_RUN.table}, {_DEFAULT_RUN.boundaries}, {_DEFAULT_RUN.assignment}; "
+        "run_b -> run_b_table, ...)",
     )
     g.add_argument(
         "--table-key-added", metavar="KEY", default=None, help="override the table's derived name (rarely needed)"

@@ -204,6 +204,7 @@ def correlation_reproducibility(
     split: str = "x",
     min_genes: int = 5,
     min_cell_fraction: float = 0.05,
+    return_gene_pairs: bool = False,
 ) -> dict[str, Any]:
     """Gene-gene correlation reproducibility between replicate regions (paper, Methods).
 
@@ -220,7 +221,10 @@ def correlation_reproducibility(
     Returns
     -------
     dict with ``reproducibility``, ``per_pair`` (one value per pair of
-    replicates), ``replicates`` (names) and ``n_cells`` per replicate.
+    replicates), ``replicates`` (names) and ``n_cells`` per replicate; with
+    ``return_gene_pairs``, also ``gene_pairs``: the correlations of the gene
+    pairs kept in both of the first two replicates, one array per replicate
+    (what :func:`gsn_spatial.pl.correlation_scatter` plots).
 
     Examples
     --------
@@ -244,12 +248,16 @@ def correlation_reproducibility(
         groups = col.reindex(counts.cell_ids).astype(str).to_numpy()
     names, reps = replicate_counts(counts, groups=groups, split=split)
     value, per_pair = qm.correlation_reproducibility(reps, min_genes=min_genes, min_cell_fraction=min_cell_fraction)
-    return {
+    out = {
         "reproducibility": value,
         "per_pair": per_pair.tolist(),
         "replicates": names,
         "n_cells": [int(r.shape[0]) for r in reps],
     }
+    if return_gene_pairs:
+        a, b = (qm.gene_correlation(r, min_genes=min_genes, min_cell_fraction=min_cell_fraction) for r in reps[:2])
+        out["gene_pairs"] = qm.shared_gene_pairs(a, b)[1:]
+    return out
 
 
 def marker_purity(
