@@ -16,7 +16,7 @@ import argparse
 import numpy as np
 
 import gsn_spatial as gsn
-from gsn_spatial.core.metrics import match_scores
+from gsn_spatial.core.metrics.matching import match_scores
 
 FACTORS = (0.2, 1.0, 5.0)
 

@@ -9,10 +9,10 @@ Every score is on data that training and threshold choice never saw (``benchmark
 - ``sim``: the simulator's default tissue with fresh test seeds, imaged at 0.125, 0.25, 0.5 and 1.0 um/px
   (``synthetic_tissue(imaged_at=)``, global frame in pixels, no coordinate system stating the scale), the
   default ``gsn.tl.segment(sdata)``. Mean matched IoU (each true cell's best IoU) and transcript accuracy
-  (``core.metrics.transcript_agreement``: the fraction of transcripts in a cell paired with their true cell, or
+  (``core.metrics.matching.transcript_agreement``: the fraction of transcripts in a cell paired with their true cell, or
   unassigned when ambient), next to watershed nuclei grown by 0-8 um at the true pixel size (best of each).
-- ``dsb``: the DSB 2018 held-out images, image only (an empty RNA map) through ``core.blocks.segment_array``:
-  pixel size estimated from the nuclei (``core.size``), image brought to the working scale, labels back by
+- ``dsb``: the DSB 2018 held-out images, image only (an empty RNA map) through ``core.slide.blocks.segment_array``:
+  pixel size estimated from the nuclei (``core.image.size``), image brought to the working scale, labels back by
   nearest neighbour. F1 at IoU 0.5 against the hand masks, mean and pooled over images.
 - ``xenium``: the crop's held-out columns as a slide of their own, read by ``gsn.io`` (pixel size from its
   micron coordinate system), the default call and nothing else. Transcripts assigned, cells, MECR (the
@@ -42,12 +42,12 @@ import heldout  # noqa: E402
 
 import gsn_spatial as gsn  # noqa: E402
 from gsn_spatial._constants import Defaults  # noqa: E402
-from gsn_spatial.core import qcmetrics as qm  # noqa: E402
-from gsn_spatial.core.blocks import segment_array  # noqa: E402
-from gsn_spatial.core.intensity import normalise_intensity, sample_percentiles  # noqa: E402
-from gsn_spatial.core.metrics import match_scores, mean_best_iou, transcript_agreement  # noqa: E402
-from gsn_spatial.core.resample import nearest_window, resample_window, working_shape  # noqa: E402
-from gsn_spatial.core.size import estimate_nucleus_diameter  # noqa: E402
+from gsn_spatial.core.image.intensity import normalise_intensity, sample_percentiles  # noqa: E402
+from gsn_spatial.core.image.resample import nearest_window, resample_window, working_shape  # noqa: E402
+from gsn_spatial.core.image.size import estimate_nucleus_diameter  # noqa: E402
+from gsn_spatial.core.metrics import expression as expression_metrics  # noqa: E402
+from gsn_spatial.core.metrics.matching import match_scores, mean_best_iou, transcript_agreement  # noqa: E402
+from gsn_spatial.core.slide.blocks import segment_array  # noqa: E402
 from gsn_spatial.qc._common import read_markers  # noqa: E402
 
 PIXEL_SIZES = (0.125, 0.25, 0.5, 1.0)
@@ -219,7 +219,7 @@ def xenium_scores(model=None, sdata=None) -> dict:
         out[key] = {
             "assigned": float((cell > 0).mean()),
             "cells": int(counts.shape[0]),
-            "mecr": float(qm.mecr(counts, pos)[0]),
+            "mecr": float(expression_metrics.mecr(counts, pos)[0]),
         }
     out["cells_vs_vendor"] = out["model"]["cells"] / max(1, out["vendor"]["cells"])
     return out

@@ -19,11 +19,11 @@ from scipy.spatial import cKDTree
 
 import gsn_spatial as gsn
 from gsn_spatial import _sdata
-from gsn_spatial.core import network as net_module
-from gsn_spatial.core.blocks import label_stats
-from gsn_spatial.core.decode import assign_pixels, decode_cells, find_centres
-from gsn_spatial.core.density import rna_density_window
-from gsn_spatial.core.tiling import predict_maps
+from gsn_spatial.core.decode.cells import assign_pixels, decode_cells, find_centres
+from gsn_spatial.core.network import unet as net_module
+from gsn_spatial.core.network.tiling import predict_maps
+from gsn_spatial.core.rna.density import rna_density_window
+from gsn_spatial.core.slide.blocks import label_stats
 
 SIDE = 1088  # a block window at the image edge: 1024 px core + 64 px halo on one side
 

@@ -11,8 +11,8 @@ import time
 
 import torch
 
-from gsn_spatial.core.device import cpu_supports_bf16
-from gsn_spatial.core.network import GeneSegNet, NetworkConfig
+from gsn_spatial.core.network.device import cpu_supports_bf16
+from gsn_spatial.core.network.unet import GeneSegNet, NetworkConfig
 
 
 def throughput(net: GeneSegNet, x: torch.Tensor, dtype: torch.dtype | None, repeats: int = 3) -> float:

@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 import gsn_spatial as gsn
-from gsn_spatial.core.metrics import mean_best_iou
+from gsn_spatial.core.metrics.matching import mean_best_iou
 
 PIXEL_SIZES = (0.125, 0.25, 0.5, 1.0)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 
 import gsn_spatial as gsn
-from gsn_spatial.core.device import cpu_supports_bf16
-from gsn_spatial.core.metrics import match_scores
+from gsn_spatial.core.metrics.matching import match_scores
+from gsn_spatial.core.network.device import cpu_supports_bf16
 
 
 def main() -> None:

@@ -5,9 +5,9 @@ Usage::
     python benchmarks/reassign.py [--seeds 30000 30001 30002] [--xenium]
 
 The default model segments the simulator's validation tissues (``heldout.SIM_VAL_SEEDS``, 256 x 256 um at
-0.5 um/px) with ``assignment="mask"``; on the same labels, ``core.reassign.reassign_by_expression`` runs
+0.5 um/px) with ``assignment="mask"``; on the same labels, ``core.assign.expression.reassign_by_expression`` runs
 with each reach (radius) and decay length of a grid, and the table gives the gain in transcript accuracy
-(``core.metrics.transcript_agreement`` against the simulator's truth) over the mask. ``--xenium`` does the
+(``core.metrics.matching.transcript_agreement`` against the simulator's truth) over the mask. ``--xenium`` does the
 same on the Xenium crop's training columns (left of ``heldout.XENIUM_HELDOUT_COLS``), where the score is
 MECR and the share of transcripts assigned (no truth). The held-out figures are ``benchmarks/generalist.py``'s.
 """
@@ -28,10 +28,10 @@ import heldout  # noqa: E402
 
 import gsn_spatial as gsn  # noqa: E402
 from gsn_spatial import _sdata  # noqa: E402
-from gsn_spatial.core import qcmetrics as qm  # noqa: E402
-from gsn_spatial.core.assign import count_matrix, lookup_cells  # noqa: E402
-from gsn_spatial.core.metrics import transcript_agreement  # noqa: E402
-from gsn_spatial.core.reassign import ExpressionProfiles, reassign_by_expression  # noqa: E402
+from gsn_spatial.core.assign.counts import count_matrix, lookup_cells  # noqa: E402
+from gsn_spatial.core.assign.expression import ExpressionProfiles, reassign_by_expression  # noqa: E402
+from gsn_spatial.core.metrics import expression as expression_metrics  # noqa: E402
+from gsn_spatial.core.metrics.matching import transcript_agreement  # noqa: E402
 
 RADII_UM = (1.0, 2.0, 3.0)
 LENGTHS_UM = (0.5, 1.0, 2.0)
@@ -97,7 +97,7 @@ def xenium() -> None:
 
     def score(cell):
         ids = np.unique(cell[cell > 0])
-        return (cell > 0).mean(), qm.mecr(count_matrix(cell, codes, ids, len(names)), pos)[0]
+        return (cell > 0).mean(), expression_metrics.mecr(count_matrix(cell, codes, ids, len(names)), pos)[0]
 
     print(f"Xenium training columns 0-{stop}: share assigned, MECR")
     print("| radius um | length um | assigned | MECR |")

@@ -28,9 +28,9 @@ from spatialdata.models import Labels2DModel
 from spatialdata.transformations import get_transformation
 
 import gsn_spatial as gsn
-from gsn_spatial.core.metrics import match_scores
-from gsn_spatial.core.network import NetworkConfig
-from gsn_spatial.core.simulate import noisy_labels
+from gsn_spatial.core.metrics.matching import match_scores
+from gsn_spatial.core.network.unet import NetworkConfig
+from gsn_spatial.core.simulate.tissue import noisy_labels
 from gsn_spatial.models import GeneSegModel, InputSpec
 
 

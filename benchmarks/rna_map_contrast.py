@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from gsn_spatial.core.density import rna_density_window
-from gsn_spatial.core.simulate import simulate_tissue
+from gsn_spatial.core.rna.density import rna_density_window
+from gsn_spatial.core.simulate.tissue import simulate_tissue
 
 
 def auc(pos: np.ndarray, neg: np.ndarray, n: int = 20000, seed: int = 0) -> float:

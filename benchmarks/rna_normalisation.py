@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from gsn_spatial.core.density import density_level, rna_density_window, transcript_density
-from gsn_spatial.core.simulate import simulate_tissue
+from gsn_spatial.core.rna.density import density_level, rna_density_window, transcript_density
+from gsn_spatial.core.simulate.tissue import simulate_tissue
 
 PIXEL_SIZE = 0.5
 FACTORS = (0.2, 1.0, 5.0)

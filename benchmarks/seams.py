@@ -35,11 +35,11 @@ import torch
 
 import gsn_spatial as gsn
 from gsn_spatial._constants import Defaults
-from gsn_spatial.core import blocks
-from gsn_spatial.core.blocks import BlockGrid
-from gsn_spatial.core.metrics import overlap_table
-from gsn_spatial.core.network import GeneSegNet
-from gsn_spatial.core.tiling import predict_maps, tile_starts
+from gsn_spatial.core.metrics.matching import overlap_table
+from gsn_spatial.core.network.tiling import predict_maps, tile_starts
+from gsn_spatial.core.network.unet import GeneSegNet
+from gsn_spatial.core.slide import blocks as blocks
+from gsn_spatial.core.slide.blocks import BlockGrid
 
 TISSUES = [  # (seed, cell diameter in microns, shape): small and large cells; the last, of a shape that is not a
     # multiple of the network's input multiple, has block windows that are not square at the image's edges

@@ -1,4 +1,4 @@
-"""Accuracy and speed of :func:`gsn_spatial.core.size.estimate_nucleus_diameter`.
+"""Accuracy and speed of :func:`gsn_spatial.core.image.size.estimate_nucleus_diameter`.
 
 On the 541 fluorescence images of DSB 2018 (``../shared/data/dsb2018_stage1_fluorescence``
 from the repository root), the truth of an image is the median equivalent diameter
@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 from skimage.transform import rescale
 
-from gsn_spatial.core import size
-from gsn_spatial.core.simulate import simulate_tissue
+from gsn_spatial.core.image import size as size
+from gsn_spatial.core.simulate.tissue import simulate_tissue
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".." / "shared" / "data" / "dsb2018_stage1_fluorescence"
@@ -128,7 +128,7 @@ def calibrate(rows: list[dict]) -> None:
 
 
 def simulator() -> None:
-    print("\nSimulator (gsn_spatial.core.simulate.simulate_tissue, 768 x 768): estimate vs median nucleus diameter\n")
+    print("\nSimulator (core.simulate.tissue.simulate_tissue, 768 x 768): estimate vs median nucleus diameter\n")
     print("| cell_diameter_px | truth | estimate | rel err | s |")
     print("| --- | --- | --- | --- | --- |")
     for cell in (14.0, 28.0, 56.0):

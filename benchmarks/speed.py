@@ -34,13 +34,14 @@ import torch
 
 import gsn_spatial as gsn
 from gsn_spatial import _sdata
-from gsn_spatial.core.assign import lookup_cells
-from gsn_spatial.core.blocks import BlockGrid
-from gsn_spatial.core.decode import decode_cells
-from gsn_spatial.core.density import rna_density_window
-from gsn_spatial.core.device import resolve_device
-from gsn_spatial.core.slide import WorkDir, assign_slide
-from gsn_spatial.core.tiling import predict_maps
+from gsn_spatial.core.assign.counts import lookup_cells
+from gsn_spatial.core.decode.cells import decode_cells
+from gsn_spatial.core.network.device import resolve_device
+from gsn_spatial.core.network.tiling import predict_maps
+from gsn_spatial.core.rna.density import rna_density_window
+from gsn_spatial.core.slide.blocks import BlockGrid
+from gsn_spatial.core.slide.steps import assign_slide
+from gsn_spatial.core.slide.workdir import WorkDir
 
 
 def timed(fn, repeats: int = 1, warmup: bool = True) -> float:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import gsn_spatial as gsn
-from gsn_spatial.core.metrics import mean_best_iou
+from gsn_spatial.core.metrics.matching import mean_best_iou
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CROPS = {

@@ -42,15 +42,15 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import heldout  # noqa: E402
 
-from gsn_spatial.core.decode import decode_cells  # noqa: E402
-from gsn_spatial.core.density import rna_density_window, rna_map_settings  # noqa: E402
-from gsn_spatial.core.intensity import normalise_intensity, sample_percentiles  # noqa: E402
-from gsn_spatial.core.metrics import match_scores, mean_best_iou  # noqa: E402
-from gsn_spatial.core.network import NetworkConfig  # noqa: E402
-from gsn_spatial.core.simulate import simulate_tissue  # noqa: E402
-from gsn_spatial.core.size import estimate_nucleus_diameter  # noqa: E402
-from gsn_spatial.core.tiling import predict_maps  # noqa: E402
-from gsn_spatial.core.training import Augmentation, TrainingSample, fit  # noqa: E402
+from gsn_spatial.core.decode.cells import decode_cells  # noqa: E402
+from gsn_spatial.core.image.intensity import normalise_intensity, sample_percentiles  # noqa: E402
+from gsn_spatial.core.image.size import estimate_nucleus_diameter  # noqa: E402
+from gsn_spatial.core.metrics.matching import match_scores, mean_best_iou  # noqa: E402
+from gsn_spatial.core.network.tiling import predict_maps  # noqa: E402
+from gsn_spatial.core.network.unet import NetworkConfig  # noqa: E402
+from gsn_spatial.core.rna.density import rna_density_window, rna_map_settings  # noqa: E402
+from gsn_spatial.core.simulate.tissue import simulate_tissue  # noqa: E402
+from gsn_spatial.core.train.fit import Augmentation, TrainingSample, fit  # noqa: E402
 from gsn_spatial.models import GeneSegModel, InputSpec  # noqa: E402
 from gsn_spatial.models import load as load_model  # noqa: E402
 

@@ -27,15 +27,15 @@ import time
 import numpy as np
 import torch
 
-from gsn_spatial.core.decode import decode_cells
-from gsn_spatial.core.density import rna_density_window, rna_map_settings
-from gsn_spatial.core.intensity import normalise_intensity, sample_percentiles
-from gsn_spatial.core.metrics import match_scores
-from gsn_spatial.core.network import NetworkConfig
-from gsn_spatial.core.simulate import simulate_tissue
-from gsn_spatial.core.size import estimate_nucleus_diameter
-from gsn_spatial.core.tiling import predict_maps
-from gsn_spatial.core.training import TrainingSample, fit
+from gsn_spatial.core.decode.cells import decode_cells
+from gsn_spatial.core.image.intensity import normalise_intensity, sample_percentiles
+from gsn_spatial.core.image.size import estimate_nucleus_diameter
+from gsn_spatial.core.metrics.matching import match_scores
+from gsn_spatial.core.network.tiling import predict_maps
+from gsn_spatial.core.network.unet import NetworkConfig
+from gsn_spatial.core.rna.density import rna_density_window, rna_map_settings
+from gsn_spatial.core.simulate.tissue import simulate_tissue
+from gsn_spatial.core.train.fit import TrainingSample, fit
 from gsn_spatial.models import GeneSegModel, InputSpec
 from gsn_spatial.models import load as load_model
 

@@ -94,7 +94,7 @@ def main() -> None:
         rows[name] = agreement(sdata, f"{key}_tx")
     # The vendor labels, assigned the same way, for reference.
     from gsn_spatial._sdata import points_to_pixels
-    from gsn_spatial.core.assign import lookup_cells
+    from gsn_spatial.core.assign.counts import lookup_cells
 
     tx = sdata.points["transcripts"].compute()
     m = points_to_pixels(sdata, "transcripts", "vendor")

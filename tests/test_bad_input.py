@@ -19,7 +19,7 @@ from spatialdata.models import Image2DModel, Image3DModel, Labels2DModel, Points
 from spatialdata.transformations import Identity, Scale, get_transformation, remove_transformation
 
 import gsn_spatial as gsn
-from gsn_spatial.core.network import NetworkConfig
+from gsn_spatial.core.network.unet import NetworkConfig
 from gsn_spatial.models import GeneSegModel, InputSpec
 
 

@@ -10,7 +10,7 @@ from spatialdata.models import Image2DModel, Labels2DModel
 from spatialdata.transformations import Identity, Scale, get_transformation
 
 import gsn_spatial as gsn
-from gsn_spatial.core.baseline import watershed, watershed_nuclei
+from gsn_spatial.core.image.watershed import watershed, watershed_nuclei
 
 
 def _two_touching_discs() -> np.ndarray:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from gsn_spatial.core.density import density_halo, rna_density_window
+from gsn_spatial.core.rna.density import density_halo, rna_density_window
 
 
 def brute_force(points, shape, sigma, mode="sum"):

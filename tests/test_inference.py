@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import gsn_spatial as gsn
-from gsn_spatial.core.network import GeneSegNet, NetworkConfig
-from gsn_spatial.core.tiling import predict_maps
+from gsn_spatial.core.network.tiling import predict_maps
+from gsn_spatial.core.network.unet import GeneSegNet, NetworkConfig
 
 
 def random_net(seed: int = 0) -> GeneSegNet:
@@ -52,7 +52,7 @@ def test_segment_with_compiled_network_matches_eager():
 def test_binned_and_exact_rna_maps_give_the_same_cells(monkeypatch):
     import dataclasses
 
-    import gsn_spatial.core.blocks as blocks
+    import gsn_spatial.core.slide.blocks as blocks
 
     used = []
     real = blocks.rna_density_window
@@ -70,7 +70,7 @@ def test_binned_and_exact_rna_maps_give_the_same_cells(monkeypatch):
 
 
 def test_label_stats_dense_and_sparse_ids_agree():
-    from gsn_spatial.core.blocks import label_stats
+    from gsn_spatial.core.slide.blocks import label_stats
 
     rng = np.random.default_rng(3)
     labels = rng.integers(0, 40, size=(64, 48)).astype(np.uint32) + 5000  # a narrow id range: bincount path
@@ -110,7 +110,7 @@ def _assign_by_tree(confidence, offset, centres, threshold, bound):
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("bound", [10.0, np.inf])
 def test_vote_assignment_equals_tree_lookup(seed, bound):
-    from gsn_spatial.core.decode import assign_pixels
+    from gsn_spatial.core.decode.cells import assign_pixels
 
     rng = np.random.default_rng(seed)
     h, w = 96, 120

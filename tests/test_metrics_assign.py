@@ -1,7 +1,7 @@
 import numpy as np
 
-from gsn_spatial.core.assign import count_matrix, lookup_cells
-from gsn_spatial.core.metrics import match_scores
+from gsn_spatial.core.assign.counts import count_matrix, lookup_cells
+from gsn_spatial.core.metrics.matching import match_scores
 
 
 def test_match_scores_split_and_shift():

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 import gsn_spatial as gsn
-from gsn_spatial.core.density import rna_density_window
-from gsn_spatial.core.network import GeneSegNet, NetworkConfig
+from gsn_spatial.core.network.unet import GeneSegNet, NetworkConfig
+from gsn_spatial.core.rna.density import rna_density_window
 from gsn_spatial.models import GeneSegModel, InputSpec
 
 

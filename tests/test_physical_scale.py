@@ -9,8 +9,8 @@ import pytest
 from spatialdata.transformations import get_transformation
 
 import gsn_spatial as gsn
-from gsn_spatial.core.metrics import mean_best_iou
-from gsn_spatial.core.resample import nearest_window, resample_window, working_shape
+from gsn_spatial.core.image.resample import nearest_window, resample_window, working_shape
+from gsn_spatial.core.metrics.matching import mean_best_iou
 
 
 def _reader(a):
@@ -140,8 +140,8 @@ def test_warning_when_the_transformations_suggest_another_scale(caplog):
 
 def test_density_normalised_rna_map_reads_the_same_at_any_density():
     """In cells the map reads about 0.5 at 0.2x, 1x and 5x the default density (the clipped sum: 0.33 to 1.00)."""
-    from gsn_spatial.core.density import rna_density_window, rna_map_settings
-    from gsn_spatial.core.simulate import simulate_tissue
+    from gsn_spatial.core.rna.density import rna_density_window, rna_map_settings
+    from gsn_spatial.core.simulate.tissue import simulate_tissue
 
     means = []
     for factor in (0.2, 1.0, 5.0):

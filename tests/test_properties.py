@@ -5,10 +5,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from gsn_spatial.core.assign import count_matrix, lookup_cells
-from gsn_spatial.core.blocks import BlockGrid
-from gsn_spatial.core.slide import WorkDir, assign_slide, cell_table_arrays, count_matrix_from_runs, partition_cells
-from gsn_spatial.tl._segment import build_table
+from gsn_spatial.core.assign.counts import count_matrix, lookup_cells
+from gsn_spatial.core.slide.blocks import BlockGrid
+from gsn_spatial.core.slide.steps import assign_slide, cell_table_arrays, count_matrix_from_runs, partition_cells
+from gsn_spatial.core.slide.workdir import WorkDir
+from gsn_spatial.tl._table import build_table
 
 label_images = arrays(np.uint32, st.tuples(st.integers(1, 12), st.integers(1, 12)), elements=st.integers(0, 6))
 

@@ -17,9 +17,10 @@ from spatialdata.models import Labels2DModel, PointsModel
 from spatialdata.transformations import Identity, Scale
 
 import gsn_spatial as gsn
-from gsn_spatial.core import cellmetrics as cm
-from gsn_spatial.core import metrics as mt
-from gsn_spatial.core import qcmetrics as qm
+from gsn_spatial.core.metrics import cell_shape as cm
+from gsn_spatial.core.metrics import coverage
+from gsn_spatial.core.metrics import expression as expression_metrics
+from gsn_spatial.core.metrics import matching as mt
 
 SQRT2 = np.sqrt(2.0)
 
@@ -150,15 +151,15 @@ def test_cell_calling_known_distances():
     }
     far_outside_image = [[-3.0, 15.0], [15.0, 31.0]]
     xy = np.array(inside + list(outside.values()) + far_outside_image)
-    d = qm.distance_to_boundary(lab, np.array(list(outside.values())))
+    d = coverage.distance_to_boundary(lab, np.array(list(outside.values())))
     assert d == pytest.approx(list(outside.keys()))
-    cc = qm.cell_calling(lab, xy, deltas=(3, 5, 7))
+    cc = coverage.cell_calling(lab, xy, deltas=(3, 5, 7))
     assert cc.n_inside == 4
     assert cc.n_outside == (1, 3, 4)  # <= 3: {2}; <= 5: {2, 4.5, 5}; <= 7: {2, 4.5, 5, 6}
     assert cc.ratio == {3: 4.0, 5: 4 / 3, 7: 1.0}
-    assert qm.cell_calling(lab, np.array(inside), deltas=(3,)).ratio == {3: float("inf")}
+    assert coverage.cell_calling(lab, np.array(inside), deltas=(3,)).ratio == {3: float("inf")}
     with pytest.raises(ValueError, match="deltas"):
-        qm.cell_calling(lab, xy, deltas=(-1,))
+        coverage.cell_calling(lab, xy, deltas=(-1,))
 
 
 def test_cell_calling_between_touching_cells():
@@ -167,7 +168,7 @@ def test_cell_calling_between_touching_cells():
     lab[5:15, 10:15] = 2
     # The shared edge is inside cells; a point 3 px below the bottom boundary centre counts at delta 3.
     xy = np.array([[9.9, 10.0], [10.1, 10.0], [12.5, 17.5]])
-    cc = qm.cell_calling(lab, xy, deltas=(2.9, 3))
+    cc = coverage.cell_calling(lab, xy, deltas=(2.9, 3))
     assert cc.n_inside == 2 and cc.n_outside == (0, 1)
 
 
@@ -178,21 +179,21 @@ def test_intensity_capture_by_hand():
     lab = np.zeros((4, 4), int)
     lab[:2, 2:] = 1  # half of the bright pixels
     lab[3, 0] = 2
-    pix = qm.pixels_in_cells_by_intensity(img, lab, bins=2)
+    pix = coverage.pixels_in_cells_by_intensity(img, lab, bins=2)
     assert pix.edges.tolist() == [0.0, 5.0, 10.0]
     # Lower bin: 7 dark pixels, none inside. Upper: 8 bright (4 inside) + the 5 (inside cell 2).
     assert pix.n_total.tolist() == [7, 9] and pix.fraction_inside.tolist() == [0.0, 5 / 9]
     xy = np.array([[0.5, 0.5], [2.5, 0.5], [3.9, 1.9], [2.5, 3.5], [0.5, 3.5], [9.0, 9.0]])
-    tx = qm.transcripts_in_cells_by_intensity(img, lab, xy, bins=[0, 5, 11])
+    tx = coverage.transcripts_in_cells_by_intensity(img, lab, xy, bins=[0, 5, 11])
     assert tx.n_total.tolist() == [1, 4] and tx.fraction_inside.tolist() == [0.0, 3 / 4]
-    empty = qm.pixels_in_cells_by_intensity(img, lab, bins=[20, 30])
+    empty = coverage.pixels_in_cells_by_intensity(img, lab, bins=[20, 30])
     assert np.isnan(empty.fraction_inside[0])
 
 
 def test_counts_metrics():
     counts = sp.csr_matrix(np.array([[0, 2, 1], [0, 0, 0], [5, 0, 0]]))
-    assert qm.genes_per_cell(counts).tolist() == [2, 0, 1]
-    assert qm.fraction_assigned(np.array([0, 1, 1, 2, 0])) == pytest.approx(0.6)
+    assert expression_metrics.genes_per_cell(counts).tolist() == [2, 0, 1]
+    assert coverage.fraction_assigned(np.array([0, 1, 1, 2, 0])) == pytest.approx(0.6)
 
 
 def _three_gene_replicate(k: np.ndarray) -> np.ndarray:
@@ -208,34 +209,34 @@ def test_gene_correlation_and_filters():
     common = np.zeros((25, 1), int)
     common[:2] = 1  # in 2 / 24 = 8.3 %: kept
     counts = np.hstack([np.vstack([base, sparse_cell]), rare, common])
-    genes, r = qm.gene_correlation(counts, min_genes=3)
+    genes, r = expression_metrics.gene_correlation(counts, min_genes=3)
     assert genes.tolist() == [0, 1, 2, 4]
     assert r[0, 1] == pytest.approx(1.0)  # g0 == g1 in every cell, whatever the normalisation
     assert r.shape == (4, 4) and np.allclose(r, r.T)
     # One more cell with the rare gene: 2 / 25 = 8 %, kept.
     more = np.vstack([counts, [[1, 1, 1, 1, 1]]])
-    assert qm.gene_correlation(more, min_genes=3)[0].tolist() == [0, 1, 2, 3, 4]
+    assert expression_metrics.gene_correlation(more, min_genes=3)[0].tolist() == [0, 1, 2, 3, 4]
     # Without the cell filter the 1-gene cell counts: the rare gene is then at 1 / 25 (still dropped).
-    assert qm.gene_correlation(counts, min_genes=0)[0].tolist() == [0, 1, 2, 4]
+    assert expression_metrics.gene_correlation(counts, min_genes=0)[0].tolist() == [0, 1, 2, 4]
 
 
 def test_correlation_reproducibility_by_hand():
     a = _three_gene_replicate(np.array([1, 2, 3, 4]))  # pairs (01, 02, 12) = (+1, -1, -1)
     b = a[:, [0, 2, 1]]  # pairs (01, 02, 12) = (-1, +1, -1)
     # Pearson of (1, -1, -1) and (-1, 1, -1): centred (4, -2, -2)/3 and (-2, 4, -2)/3: -12 / 24.
-    value, per_pair = qm.correlation_reproducibility([a, b], min_genes=3)
+    value, per_pair = expression_metrics.correlation_reproducibility([a, b], min_genes=3)
     assert value == pytest.approx(-0.5)
-    assert qm.correlation_reproducibility([a, a], min_genes=3)[0] == pytest.approx(1.0)
-    med, pairs = qm.correlation_reproducibility([a, a, b], min_genes=3)
+    assert expression_metrics.correlation_reproducibility([a, a], min_genes=3)[0] == pytest.approx(1.0)
+    med, pairs = expression_metrics.correlation_reproducibility([a, a, b], min_genes=3)
     assert pairs == pytest.approx([1.0, -0.5, -0.5]) and med == pytest.approx(-0.5)
     with pytest.raises(ValueError, match="two replicates"):
-        qm.correlation_reproducibility([a])
+        expression_metrics.correlation_reproducibility([a])
 
 
 def test_mecr_by_hand():
     # Genes: A, B mark type 0; C marks type 1; D marks types 0 and 1 (exclusive with none: it shares both).
     pos = np.array([[1, 1, 0, 1], [0, 0, 1, 1]])
-    assert qm.exclusive_marker_pairs(pos).tolist() == [[0, 2], [1, 2]]
+    assert expression_metrics.exclusive_marker_pairs(pos).tolist() == [[0, 2], [1, 2]]
     counts = np.array(
         [
             [2, 0, 0, 1],  # A only
@@ -245,7 +246,7 @@ def test_mecr_by_hand():
         ]
     )
     # (A, C): both in 1 cell, either in 3 -> 1/3. (B, C): both 1, either 2 -> 1/2.
-    value, pairs, rate = qm.mecr(counts, pos)
+    value, pairs, rate = expression_metrics.mecr(counts, pos)
     assert rate == pytest.approx([1 / 3, 1 / 2]) and value == pytest.approx(5 / 12)
 
 
@@ -253,13 +254,13 @@ def test_negative_marker_contamination_by_hand():
     pos = np.array([[1, 0, 0], [0, 1, 0]])
     neg = np.array([[0, 1, 1], [1, 0, 0]])
     counts = np.array([[8, 2, 0], [1, 3, 4], [0, 0, 5], [0, 0, 0], [3, 3, 4]])
-    r = qm.negative_marker_contamination(counts, pos, neg)
+    r = expression_metrics.negative_marker_contamination(counts, pos, neg)
     # Cell 0: type 0 (8 of 10), negatives B, C: 2/10. Cell 1: type 1 (3 of 8), negative A: 1/8.
     # Cell 2: no positive marker: untyped. Cell 3: empty. Cell 4: tie -> first type: (3 + 4) / 10.
     assert r.cell_type.tolist() == [0, 1, -1, -1, 0]
     assert r.contamination[[0, 1, 4]] == pytest.approx([0.2, 0.125, 0.7])
     assert r.mean == pytest.approx((0.2 + 0.125 + 0.7) / 3)
-    given = qm.negative_marker_contamination(counts, pos, neg, cell_type=np.array([1, 1, 1, 1, 1]))
+    given = expression_metrics.negative_marker_contamination(counts, pos, neg, cell_type=np.array([1, 1, 1, 1, 1]))
     assert given.contamination[[0, 2]] == pytest.approx([0.8, 0.0])
 
 

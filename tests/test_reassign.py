@@ -6,9 +6,9 @@ import scipy.sparse as sp
 import spatialdata as sd
 
 import gsn_spatial as gsn
-from gsn_spatial.core.assign import count_matrix, lookup_cells
-from gsn_spatial.core.metrics import transcript_agreement
-from gsn_spatial.core.reassign import ExpressionProfiles, neighbour_cells, reassign_by_expression
+from gsn_spatial.core.assign.counts import count_matrix, lookup_cells
+from gsn_spatial.core.assign.expression import ExpressionProfiles, neighbour_cells, reassign_by_expression
+from gsn_spatial.core.metrics.matching import transcript_agreement
 
 
 def _two_cells(pixel_size: float):

@@ -12,7 +12,7 @@ import pytest
 import spatialdata as sd
 
 import gsn_spatial as gsn
-from gsn_spatial.core.metrics import overlap_table
+from gsn_spatial.core.metrics.matching import overlap_table
 
 
 def _cells_matching(a: np.ndarray, b: np.ndarray, threshold: float = 0.9) -> float:
@@ -225,7 +225,7 @@ def test_write_threads_setting_is_checked():
 
 
 def test_runs_get_their_own_locked_directories(tmp_path):
-    from gsn_spatial.core.slide import open_run
+    from gsn_spatial.core.slide.workdir import open_run
 
     first, resumed, lock = open_run(tmp_path / "segment-abc", {"a": 1}, recover=False)
     assert not resumed

@@ -12,9 +12,9 @@ import spatialdata as sd
 import torch
 
 import gsn_spatial as gsn
-from gsn_spatial.core.metrics import overlap_table
-from gsn_spatial.core.network import GeneSegNet
-from gsn_spatial.core.tiling import axis_weights, predict_maps, tile_starts
+from gsn_spatial.core.metrics.matching import overlap_table
+from gsn_spatial.core.network.tiling import axis_weights, predict_maps, tile_starts
+from gsn_spatial.core.network.unet import GeneSegNet
 
 
 class LocalNet(torch.nn.Module):
@@ -91,7 +91,7 @@ def test_arrays_thinner_than_a_tile_are_not_padded_to_the_tile():
 
 def test_one_pass_pads_each_axis_to_the_input_multiple_only():
     """Not to a square: a window at the image's edge then gets the padding a pass over the whole image gets."""
-    net = GeneSegNet(gsn.core.network.NetworkConfig(widths=(8, 8, 8, 8, 8))).eval()
+    net = GeneSegNet(gsn.core.network.unet.NetworkConfig(widths=(8, 8, 8, 8, 8))).eval()
     inputs = np.random.default_rng(2).random((2, 40, 90), dtype=np.float32)
     with torch.inference_mode():
         want = net.predict(torch.from_numpy(np.pad(inputs, ((0, 0), (0, 8), (0, 6))))[None])[0, :, :40, :90]

@@ -8,7 +8,7 @@ from spatialdata.transformations import Affine, Identity, Scale, Sequence, get_t
 
 import gsn_spatial as gsn
 from gsn_spatial._sdata import points_to_pixels
-from gsn_spatial.core.assign import lookup_cells
+from gsn_spatial.core.assign.counts import lookup_cells
 
 
 def test_labels_contract(segmented):
@@ -167,7 +167,7 @@ def test_zarr_round_trip(tmp_path, model):
 
 
 def test_block_size_does_not_change_cells(model):
-    from gsn_spatial.core.metrics import match_scores
+    from gsn_spatial.core.metrics.matching import match_scores
 
     a = gsn.datasets.synthetic_tissue((512, 512), seed=21)
     b = gsn.datasets.synthetic_tissue((512, 512), seed=21)

@@ -4,8 +4,8 @@ from scipy import ndimage as ndi
 
 import gsn_spatial as gsn
 from gsn_spatial._sdata import points_to_pixels
-from gsn_spatial.core.assign import lookup_cells
-from gsn_spatial.core.simulate import simulate_tissue
+from gsn_spatial.core.assign.counts import lookup_cells
+from gsn_spatial.core.simulate.tissue import simulate_tissue
 
 
 @pytest.fixture(scope="module")

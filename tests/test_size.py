@@ -1,4 +1,4 @@
-"""Nucleus-diameter estimator (gsn_spatial.core.size): synthetic truths, scaling, failure, windows, DSB 2018."""
+"""Nucleus-diameter estimator (gsn_spatial.core.image.size): synthetic truths, scaling, failure, windows, DSB 2018."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from skimage.transform import rescale
 
-from gsn_spatial.core.size import estimate_nucleus_diameter, estimate_nucleus_diameter_windows
+from gsn_spatial.core.image.size import estimate_nucleus_diameter, estimate_nucleus_diameter_windows
 
 ROOT = Path(__file__).resolve().parents[1]
 DSB = ROOT / ".." / "shared" / "data" / "dsb2018_stage1_fluorescence"

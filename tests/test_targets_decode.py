@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from gsn_spatial.core.decode import decode_cells
-from gsn_spatial.core.metrics import match_scores
-from gsn_spatial.core.simulate import simulate_tissue
-from gsn_spatial.core.targets import cell_centres, make_targets
+from gsn_spatial.core.decode.cells import decode_cells
+from gsn_spatial.core.metrics.matching import match_scores
+from gsn_spatial.core.simulate.tissue import simulate_tissue
+from gsn_spatial.core.train.targets import cell_centres, make_targets
 
 
 def test_targets_of_hand_made_mask():
@@ -56,7 +56,7 @@ def test_decoding_thresholds():
 
 
 def _sample(lab):
-    from gsn_spatial.core.training import TrainingSample
+    from gsn_spatial.core.train.fit import TrainingSample
 
     x = np.stack([lab.astype(np.float32), np.zeros_like(lab, np.float32)])
     return TrainingSample(x, lab)
@@ -64,7 +64,7 @@ def _sample(lab):
 
 def test_warp_quarter_turn_matches_rot90():
     """A 90-degree warp equals np.rot90 of the unwarped patch, offsets rotated with it."""
-    from gsn_spatial.core.training import warp_patch
+    from gsn_spatial.core.train.fit import warp_patch
 
     t = simulate_tissue((160, 160), seed=9)
     s = _sample(t.cells.astype(np.int64))
@@ -88,7 +88,7 @@ def test_warp_quarter_turn_matches_rot90():
 @pytest.mark.parametrize("seed", range(4))
 def test_random_augmentation_keeps_offsets_on_own_cell(seed):
     """After any scale / rotation / flip, p + V(p) stays inside p's own (warped) cell."""
-    from gsn_spatial.core.training import sample_batch
+    from gsn_spatial.core.train.fit import sample_batch
 
     t = simulate_tissue((200, 200), seed=seed)
     x, tt = sample_batch([_sample(t.cells.astype(np.int64))], np.random.default_rng(seed), 2, 96)

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 import gsn_spatial as gsn
-from gsn_spatial.core.levelset import refine_cell, refine_labels
-from gsn_spatial.core.metrics import mean_best_iou
-from gsn_spatial.core.network import NetworkConfig
-from gsn_spatial.core.recursive import recursive_training, split_regions
-from gsn_spatial.core.simulate import simulate_tissue
+from gsn_spatial.core.metrics.matching import mean_best_iou
+from gsn_spatial.core.network.unet import NetworkConfig
+from gsn_spatial.core.simulate.tissue import simulate_tissue
+from gsn_spatial.core.train.levelset import refine_cell, refine_labels
+from gsn_spatial.core.train.recursive import recursive_training, split_regions
 from gsn_spatial.models import GeneSegModel, InputSpec
 
 TINY = dict(max_rounds=2, epochs=1, steps_per_epoch=2, patch_size=64, batch_size=2, device="cpu")

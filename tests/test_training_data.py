@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import gsn_spatial as gsn
-from gsn_spatial.core.network import GeneSegNet, NetworkConfig
-from gsn_spatial.core.simulate import simulate_tissue
-from gsn_spatial.core.training import Augmentation, TrainingSample, augment_image, fit, sample_batch
+from gsn_spatial.core.network.unet import GeneSegNet, NetworkConfig
+from gsn_spatial.core.simulate.tissue import simulate_tissue
+from gsn_spatial.core.train.fit import Augmentation, TrainingSample, augment_image, fit, sample_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))

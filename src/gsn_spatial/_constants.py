@@ -28,7 +28,7 @@ class Defaults:
     BLOCK_HALO = 96
     BATCH_SIZE = 8
     MIN_AREA = 10
-    # Expression-aware assignment (core.reassign), in um: a transcript may move to a cell up to 2 um away; the
+    # Expression-aware assignment (core.assign.expression), in um: a transcript may move to a cell up to 2 um away; the
     # spatial prior exp(-d / 2 um) halves every 1.4 um. Chosen on validation data only (benchmarks/reassign.py):
     # on simulator seeds 30000-30002 (2, 2) gained +0.062 transcript accuracy over the mask, the best of the
     # 3 x 3 grid ((2, 1): +0.058, (3, 2): +0.058); on the Xenium crop's training columns it lowered MECR from 0.085

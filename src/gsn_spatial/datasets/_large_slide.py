@@ -12,7 +12,7 @@ from spatialdata import SpatialData
 from spatialdata.models import Image2DModel, Labels2DModel, PointsModel
 from spatialdata.transformations import Identity, Scale, Sequence, Translation
 
-from gsn_spatial.core.simulate import simulate_tissue
+from gsn_spatial.core.simulate.tissue import simulate_tissue
 
 
 def write_synthetic_slide(
@@ -30,7 +30,7 @@ def write_synthetic_slide(
     """Write a large synthetic slide to a SpatialData zarr store, tile by tile, in bounded memory.
 
     The slide is a mosaic of independently simulated ``tile_size`` tissues
-    (:func:`gsn_spatial.core.simulate.simulate_tissue`), so cells are cut
+    (:func:`gsn_spatial.core.simulate.tissue.simulate_tissue`), so cells are cut
     straight at tile seams; it is meant for scale and speed benchmarks, not
     for judging quality at the seams. Tiles go to temporary zarr arrays and
     parquet files next to ``path``; the store is then written from those

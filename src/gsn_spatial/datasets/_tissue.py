@@ -10,7 +10,7 @@ from spatialdata import SpatialData
 from spatialdata.models import Image2DModel, Labels2DModel, PointsModel
 from spatialdata.transformations import Identity, Scale, Sequence, Translation
 
-from gsn_spatial.core.simulate import simulate_tissue
+from gsn_spatial.core.simulate.tissue import simulate_tissue
 
 
 def synthetic_tissue(
@@ -154,7 +154,7 @@ def synthetic_tissue(
 
 def _reimage(t: Any, zoom: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Image (anti-aliased, linear) and truth labels (nearest) of a simulated tissue at ``zoom``."""
-    from gsn_spatial.core.resample import nearest_window, resample_window, working_shape
+    from gsn_spatial.core.image.resample import nearest_window, resample_window, working_shape
 
     h, w = working_shape(t.image.shape, zoom)
 

@@ -9,7 +9,7 @@ float32. Files written before the input settings had physical units load as
 models at 0.5 um/px with the RNA map they were trained with.
 """
 
-from gsn_spatial.core.network import NetworkConfig
+from gsn_spatial.core.network.unet import NetworkConfig
 from gsn_spatial.models._model import MODEL_FORMAT, GeneSegModel, InputSpec
 from gsn_spatial.models._shipped import DEFAULT_MODEL, SHIPPED_MODELS, load
 

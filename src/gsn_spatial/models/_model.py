@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from gsn_spatial.core.network import GeneSegNet, NetworkConfig
+from gsn_spatial.core.network.unet import GeneSegNet, NetworkConfig
 
 MODEL_FORMAT = "gsn_spatial.model/1"
 
@@ -34,7 +34,7 @@ class InputSpec:
         Gaussian width of the RNA location map (Eq. 5).
     rna_norm
         ``"density"``: the sum of Gaussians divided by a per-slide level
-        (:func:`~gsn_spatial.core.density.density_level`), so the map reads
+        (:func:`~gsn_spatial.core.rna.density.density_level`), so the map reads
         the same at 0.1 and 2 transcripts per um^2; ``"clip"``: Eq. 5 as
         written, the sum clipped at 1 (its level grows with the density).
     rna_mode, rna_method
@@ -43,7 +43,7 @@ class InputSpec:
         with the same F1, ``benchmarks/speed.py``) or ``"exact"``.
     density_bin_um
         Bin side for the slide's transcript density
-        (:func:`~gsn_spatial.core.density.transcript_density`), about a cell.
+        (:func:`~gsn_spatial.core.rna.density.transcript_density`), about a cell.
     percentiles
         Intensity percentiles mapped to 0 and 1.
     """

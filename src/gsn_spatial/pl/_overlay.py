@@ -67,7 +67,7 @@ def segmentation_overlay(
     import matplotlib.pyplot as plt
     from skimage.segmentation import find_boundaries
 
-    from gsn_spatial.core.assign import lookup_cells
+    from gsn_spatial.core.assign.counts import lookup_cells
 
     image_key = _sdata.resolve_key(sdata, "images", image_key, parameter="image_key")
     plane = _sdata.select_channel(_sdata.scale0(sdata.images[image_key]), image_channel, image_key=image_key)

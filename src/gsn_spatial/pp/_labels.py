@@ -44,7 +44,7 @@ def labels_from_assignment(
     >>> int(sdata.labels["assignment_labels"].max()) > 0
     True
     """
-    from gsn_spatial.core.assign import rasterise_assignment
+    from gsn_spatial.core.assign.counts import rasterise_assignment
 
     image_key = _sdata.resolve_key(sdata, "images", image_key, parameter="image_key")
     points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")

@@ -20,7 +20,7 @@ class _RescaledChunk:
         self.data, self.zoom, self.dtype = data, zoom, np.dtype(dtype)
 
     def __call__(self, block_info: dict | None = None) -> np.ndarray:
-        from gsn_spatial.core.resample import resample_window
+        from gsn_spatial.core.image.resample import resample_window
 
         (c0, c1), (y0, y1), (x0, x1) = block_info[None]["array-location"]
         shape = tuple(int(n) for n in self.data.shape[1:])
@@ -53,7 +53,7 @@ def rescale_image(
     the image's composed with ``Scale(factor)``, so it stays aligned with
     every other element. It is a dask array computed chunk by chunk from the
     source pixels around each chunk
-    (:func:`~gsn_spatial.core.resample.resample_window`): nothing is loaded
+    (:func:`~gsn_spatial.core.image.resample.resample_window`): nothing is loaded
     until it is read or written.
 
     Parameters
@@ -76,7 +76,7 @@ def rescale_image(
     """
     from spatialdata.transformations import Scale, Sequence
 
-    from gsn_spatial.core.resample import working_shape
+    from gsn_spatial.core.image.resample import working_shape
 
     image_key = _sdata.resolve_key(sdata, "images", image_key, parameter="image_key")
     if isinstance(factor, bool) or not isinstance(factor, (int, float, np.number)) or not factor > 0:

@@ -10,8 +10,8 @@ from spatialdata.transformations import get_transformation
 
 from gsn_spatial import _sdata
 from gsn_spatial._constants import Keys
-from gsn_spatial.core.blocks import PointBins
-from gsn_spatial.core.density import check_density_options, density_halo, rna_density_window
+from gsn_spatial.core.rna.density import check_density_options, density_halo, rna_density_window
+from gsn_spatial.core.slide.blocks import PointBins
 
 
 def rna_density(

@@ -1,8 +1,9 @@
 """Quality control, scanpy style: per-cell metrics, slide-level metrics, scores against a reference,
 and :func:`compare` for several segmentations of one slide side by side.
 
-The array-level definitions live in :mod:`gsn_spatial.core.cellmetrics`,
-:mod:`gsn_spatial.core.qcmetrics` and :mod:`gsn_spatial.core.metrics`.
+The array-level definitions live in :mod:`gsn_spatial.core.metrics.cell_shape`,
+:mod:`gsn_spatial.core.metrics.coverage`, :mod:`gsn_spatial.core.metrics.expression` and
+:mod:`gsn_spatial.core.metrics.matching`.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ from spatialdata.models import TableModel
 
 from gsn_spatial import __version__, _sdata
 from gsn_spatial._constants import Keys, run_keys
-from gsn_spatial.core.cellmetrics import shape_metrics
-from gsn_spatial.core.qcmetrics import genes_per_cell, negative_marker_contamination
+from gsn_spatial.core.metrics.cell_shape import shape_metrics
+from gsn_spatial.core.metrics.expression import genes_per_cell, negative_marker_contamination
 from gsn_spatial.qc._common import labels_array, microns_per_pixel, read_markers, table_for_labels
 from gsn_spatial.qc._counts import _instance_key, counts_for_labels
 

@@ -13,7 +13,7 @@ from spatialdata import SpatialData
 
 from gsn_spatial import _sdata
 from gsn_spatial._sdata import MICRON_SYSTEMS, microns_per_pixel, pixel_to_microns  # noqa: F401 - used by qc
-from gsn_spatial.core.assign import lookup_cells
+from gsn_spatial.core.assign.counts import lookup_cells
 
 
 def labels_array(sdata: SpatialData, key: str | None, *, parameter: str = "labels_key") -> tuple[str, np.ndarray]:

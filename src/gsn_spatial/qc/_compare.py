@@ -10,10 +10,11 @@ import pandas as pd
 from spatialdata import SpatialData
 
 from gsn_spatial import _sdata
-from gsn_spatial.core import qcmetrics as qm
-from gsn_spatial.core.assign import count_matrix
-from gsn_spatial.core.cellmetrics import cell_ids as present_ids
-from gsn_spatial.core.cellmetrics import shape_metrics
+from gsn_spatial.core.assign.counts import count_matrix
+from gsn_spatial.core.metrics import coverage
+from gsn_spatial.core.metrics import expression as expression_metrics
+from gsn_spatial.core.metrics.cell_shape import cell_ids as present_ids
+from gsn_spatial.core.metrics.cell_shape import shape_metrics
 from gsn_spatial.qc._common import cells_of_points, labels_array, microns_per_pixel, points_on_grid, read_markers
 from gsn_spatial.qc._counts import centroids
 from gsn_spatial.qc._reference import _check_thresholds, reference_scores
@@ -142,21 +143,23 @@ def compare(
             cell = cells_of_points(lab, xy)
             ids = present_ids(lab)
             counts = count_matrix(cell, pts.gene_codes, ids, len(pts.gene_names))
-            row["fraction_assigned"] = qm.fraction_assigned(cell)
+            row["fraction_assigned"] = coverage.fraction_assigned(cell)
             row["median_total_counts"] = _median(np.asarray(counts.sum(axis=1)).ravel())
-            row["median_n_genes_by_counts"] = _median(qm.genes_per_cell(counts))
-            cc = qm.cell_calling(lab, xy, deltas=deltas)
+            row["median_n_genes_by_counts"] = _median(expression_metrics.genes_per_cell(counts))
+            cc = coverage.cell_calling(lab, xy, deltas=deltas)
             for d, v in cc.ratio.items():
                 row[f"cell_calling_{d:g}"] = v
             first = centroids(lab, ids)[:, 0]
             half = first < np.median(first) if len(first) else np.zeros(0, bool)
-            row["correlation_reproducibility"] = qm.correlation_reproducibility(
+            row["correlation_reproducibility"] = expression_metrics.correlation_reproducibility(
                 [counts[half], counts[~half]], min_genes=min_genes, min_cell_fraction=min_cell_fraction
             )[0]
             if pos is not None:
-                row["mecr"] = qm.mecr(counts, pos)[0]
+                row["mecr"] = expression_metrics.mecr(counts, pos)[0]
                 if neg is not None:
-                    row["negative_marker_contamination"] = qm.negative_marker_contamination(counts, pos, neg).mean
+                    row["negative_marker_contamination"] = expression_metrics.negative_marker_contamination(
+                        counts, pos, neg
+                    ).mean
         if stain is not None:
             row["stain_coverage"] = float((lab[stain] > 0).mean()) if stain.any() else float("nan")
         rows[key] = row

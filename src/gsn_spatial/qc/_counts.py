@@ -11,8 +11,8 @@ from spatialdata import SpatialData
 
 from gsn_spatial import _sdata
 from gsn_spatial._constants import Keys
-from gsn_spatial.core.assign import count_matrix
-from gsn_spatial.core.cellmetrics import cell_ids as present_ids
+from gsn_spatial.core.assign.counts import count_matrix
+from gsn_spatial.core.metrics.cell_shape import cell_ids as present_ids
 from gsn_spatial.qc._common import cells_of_points, points_on_grid, table_for_labels
 
 

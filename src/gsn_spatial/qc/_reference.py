@@ -8,7 +8,7 @@ import numpy as np
 from spatialdata import SpatialData
 
 from gsn_spatial import _sdata
-from gsn_spatial.core.metrics import match_scores, panoptic_quality, split_merge, transcript_agreement
+from gsn_spatial.core.metrics.matching import match_scores, panoptic_quality, split_merge, transcript_agreement
 from gsn_spatial.qc._common import cells_of_points, labels_array, points_on_grid
 
 

@@ -12,7 +12,8 @@ import scipy.sparse as sp
 from spatialdata import SpatialData
 
 from gsn_spatial import _sdata
-from gsn_spatial.core import qcmetrics as qm
+from gsn_spatial.core.metrics import coverage
+from gsn_spatial.core.metrics import expression as expression_metrics
 from gsn_spatial.qc._common import cells_of_points, labels_array, points_on_grid, read_markers
 from gsn_spatial.qc._counts import CellCounts, counts_for_labels
 
@@ -60,7 +61,7 @@ def cell_calling(
     labels_key, labels = labels_array(sdata, labels_key)
     points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")
     xy = points_on_grid(sdata, points_key, labels_key).xy_pixels
-    res = qm.cell_calling(labels, xy, deltas=deltas)
+    res = coverage.cell_calling(labels, xy, deltas=deltas)
     return pd.DataFrame(
         {"n_inside": res.n_inside, "n_outside": list(res.n_outside), "cell_calling": list(res.ratio.values())},
         index=pd.Index(list(res.deltas), name="delta"),
@@ -98,7 +99,7 @@ def intensity_capture(
     """
     labels_key, labels = labels_array(sdata, labels_key)
     image_key, img = _image_plane(sdata, image_key, image_channel, labels.shape, labels_key)
-    pix = qm.pixels_in_cells_by_intensity(img, labels, bins=bins)
+    pix = coverage.pixels_in_cells_by_intensity(img, labels, bins=bins)
     out = pd.DataFrame(
         {
             "low": pix.edges[:-1],
@@ -110,7 +111,7 @@ def intensity_capture(
     if points_key is not None or any(True for _ in sdata.points):
         points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")
         xy = points_on_grid(sdata, points_key, labels_key).xy_pixels
-        tx = qm.transcripts_in_cells_by_intensity(img, labels, xy, bins=pix.edges)
+        tx = coverage.transcripts_in_cells_by_intensity(img, labels, xy, bins=pix.edges)
         out["n_transcripts"] = tx.n_total
         out["fraction_transcripts_in_cells"] = tx.fraction_inside
     out.index.name = "bin"
@@ -130,7 +131,7 @@ def fraction_assigned(sdata: SpatialData, *, labels_key: str | None = None, poin
     labels_key, labels = labels_array(sdata, labels_key)
     points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")
     xy = points_on_grid(sdata, points_key, labels_key).xy_pixels
-    return qm.fraction_assigned(cells_of_points(labels, xy))
+    return coverage.fraction_assigned(cells_of_points(labels, xy))
 
 
 def genes_per_cell(
@@ -156,7 +157,7 @@ def genes_per_cell(
     True
     """
     counts = _counts(sdata, labels_key, points_key, table_key, gene_key)
-    n = qm.genes_per_cell(counts.counts)
+    n = expression_metrics.genes_per_cell(counts.counts)
     dist = pd.Series(np.bincount(n), name="n_cells")
     dist.index.name = "n_genes"
     return dist
@@ -247,7 +248,9 @@ def correlation_reproducibility(
         col = table.obs.set_index(table.obs[_instance_key(table)].astype(np.int64))[groupby]
         groups = col.reindex(counts.cell_ids).astype(str).to_numpy()
     names, reps = replicate_counts(counts, groups=groups, split=split)
-    value, per_pair = qm.correlation_reproducibility(reps, min_genes=min_genes, min_cell_fraction=min_cell_fraction)
+    value, per_pair = expression_metrics.correlation_reproducibility(
+        reps, min_genes=min_genes, min_cell_fraction=min_cell_fraction
+    )
     out = {
         "reproducibility": value,
         "per_pair": per_pair.tolist(),
@@ -255,8 +258,11 @@ def correlation_reproducibility(
         "n_cells": [int(r.shape[0]) for r in reps],
     }
     if return_gene_pairs:
-        a, b = (qm.gene_correlation(r, min_genes=min_genes, min_cell_fraction=min_cell_fraction) for r in reps[:2])
-        out["gene_pairs"] = qm.shared_gene_pairs(a, b)[1:]
+        a, b = (
+            expression_metrics.gene_correlation(r, min_genes=min_genes, min_cell_fraction=min_cell_fraction)
+            for r in reps[:2]
+        )
+        out["gene_pairs"] = expression_metrics.shared_gene_pairs(a, b)[1:]
     return out
 
 
@@ -294,13 +300,13 @@ def marker_purity(
     """
     counts = _counts(sdata, labels_key, points_key, table_key, gene_key)
     types, pos = read_markers(positive_markers, counts.gene_names, parameter="positive_markers")
-    value, pairs, _ = qm.mecr(counts.counts, pos)
+    value, pairs, _ = expression_metrics.mecr(counts.counts, pos)
     out = {"mecr": value, "n_marker_pairs": int(len(pairs))}
     if negative_markers is not None:
         neg_types, neg = read_markers(negative_markers, counts.gene_names, parameter="negative_markers")
         if neg_types != types:
             raise ValueError("`positive_markers` and `negative_markers` must list the same cell types in order.")
-        res = qm.negative_marker_contamination(counts.counts, pos, neg)
+        res = expression_metrics.negative_marker_contamination(counts.counts, pos, neg)
         out["negative_marker_contamination"] = res.mean
         out["fraction_typed"] = float((res.cell_type >= 0).mean()) if len(res.cell_type) else float("nan")
     return out

@@ -9,18 +9,13 @@ from spatialdata import SpatialData
 from gsn_spatial import _sdata
 from gsn_spatial._constants import Defaults, run_keys
 from gsn_spatial._settings import progress_bar
-from gsn_spatial.core.blocks import BlockGrid
-from gsn_spatial.core.slide import (
-    WorkDir,
-    active_client,
-    assign_slide,
-    cell_table_arrays,
-    count_matrix_from_runs,
-    reassign_slide,
-)
+from gsn_spatial.core.slide.blocks import BlockGrid
+from gsn_spatial.core.slide.runner import active_client
+from gsn_spatial.core.slide.steps import assign_slide, cell_table_arrays, count_matrix_from_runs, reassign_slide
+from gsn_spatial.core.slide.workdir import WorkDir
 from gsn_spatial.tl import _slide
 from gsn_spatial.tl._inputs import assignment_params, check_assignment, check_pixel_size
-from gsn_spatial.tl._segment import build_table
+from gsn_spatial.tl._table import build_table
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +68,7 @@ def assign_transcripts(
         say) or ``"expression"`` (near boundaries, the nearby cell whose
         expression best explains the transcript's gene, as
         :func:`gsn_spatial.tl.segment` does by default;
-        :mod:`gsn_spatial.core.reassign`).
+        :mod:`gsn_spatial.core.assign.expression`).
     pixel_size
         Microns per pixel of the labels, for ``assignment="expression"``
         (its 2 um reach); default: from the labels' transformation to a
@@ -155,7 +150,7 @@ def assign_transcripts(
         cell_ids, area, centroids = cell_table_arrays(work)
         counts = count_matrix_from_runs(work, cell_ids, edges, len(points.gene_names))
         if assignment == "expression":
-            work = reassign_slide(
+            work, counts = reassign_slide(
                 work,
                 labels=_sdata.ArrayWindows(labels),
                 cell_ids=cell_ids,
@@ -166,7 +161,6 @@ def assign_transcripts(
                 client=client,
                 progress=progress_bar,
             )
-            counts = count_matrix_from_runs(work, cell_ids, edges, len(points.gene_names))
         params["distributed"] = client is not None
         run = {"labels": labels_key, "table": table_key_added, "assignment": assignment_key_added}
         if boundaries:

@@ -10,8 +10,8 @@ from spatialdata.models import Labels2DModel
 from spatialdata.transformations import get_transformation
 
 from gsn_spatial import _sdata
-from gsn_spatial.core.baseline import watershed as _watershed_cells
-from gsn_spatial.core.baseline import watershed_nuclei as _watershed
+from gsn_spatial.core.image.watershed import watershed as _watershed_cells
+from gsn_spatial.core.image.watershed import watershed_nuclei as _watershed
 from gsn_spatial.tl._inputs import check_pixel_size
 
 

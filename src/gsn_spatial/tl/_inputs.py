@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,13 +10,15 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
+import torch
 from spatialdata import SpatialData
 
 from gsn_spatial import _sdata
 from gsn_spatial._constants import Defaults
-from gsn_spatial.core.density import rna_map_settings
-from gsn_spatial.core.intensity import sample_percentiles
-from gsn_spatial.core.resample import nearest_window, working_shape
+from gsn_spatial.core.image.intensity import sample_percentiles
+from gsn_spatial.core.image.resample import nearest_window, working_shape
+from gsn_spatial.core.network.unet import GeneSegNet
+from gsn_spatial.core.rna.density import rna_map_settings
 from gsn_spatial.models import GeneSegModel, InputSpec
 from gsn_spatial.models import load as load_model
 
@@ -42,7 +45,12 @@ def resolve_model(model: GeneSegModel | str | Path | None) -> GeneSegModel:
 
 @dataclass
 class ResolvedInputs:
-    """An image plane and transcripts, brought to the model's working scale (for training-sized images)."""
+    """An image plane and transcripts, aligned to the model's working scale.
+
+    ``points`` holds every transcript on the working grid (training-sized
+    images); for whole slides (``resolve_inputs(read_points=False)``) it is
+    ``None`` and :meth:`point_partitions` reads them partition by partition.
+    """
 
     image_key: str
     points_key: str
@@ -52,9 +60,16 @@ class ResolvedInputs:
     points_element: Any
     pixels: da.Array  # (y, x) lazily read, at the image's own resolution
     intensity_range: tuple[float, float]
-    points: _sdata.PointsInPixels  # xy_pixels on the working grid
+    points: _sdata.PointsInPixels | None  # xy_pixels on the working grid
     pixel_size: PixelSize
     zoom: float  # working pixels per image pixel
+    points_to_working: np.ndarray  # 3 x 3 affine from the points' coordinates to the working grid
+
+    def point_partitions(self) -> _sdata.PointsPartitions:
+        """The transcripts on the working grid, read partition by partition (whole slides)."""
+        return _sdata.PointsPartitions(
+            self.points_element, self.gene_key, self.points_to_working, points_key=self.points_key
+        )
 
     @property
     def image_shape(self) -> tuple[int, int]:
@@ -101,39 +116,46 @@ def resolve_inputs(
     image_channel: int | str | None,
     spec: InputSpec,
     pixel_size: float | None = None,
+    read_points: bool = True,
 ) -> ResolvedInputs:
-    """Resolve keys, channel and pixel size, align the points to the working grid and check they overlap."""
+    """Resolve keys, channel and pixel size, and align the points to the working grid.
+
+    With ``read_points`` the transcripts are read whole and checked to overlap
+    the image; without, nothing of them is read here (whole slides check after
+    binning, :func:`gsn_spatial.tl._slide.binned_check`).
+    """
     image_key = _sdata.resolve_key(sdata, "images", image_key, parameter="image_key")
     points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")
     image_el = sdata.images[image_key]
     plane = _sdata.select_channel(_sdata.scale0(image_el), image_channel, image_key=image_key)
-    pixels = plane.data
-    if not isinstance(pixels, da.Array):
-        pixels = da.from_array(pixels)
+    pixels = plane.data if isinstance(plane.data, da.Array) else da.from_array(plane.data)
     points_el = sdata.points[points_key]
     gene_key = _sdata.resolve_gene_key(points_el, gene_key, points_key=points_key)
     found = resolve_pixel_size(
         sdata, image_key=image_key, points_key=points_key, pixels=pixels, pixel_size=pixel_size, spec=spec
     )
     zoom = found.zoom(spec)
+    # Everything after this runs at the working scale: the points are mapped onto its grid, the image is resampled.
     to_working = _sdata.scaled_affine(_sdata.points_to_pixels(sdata, points_key, image_key), zoom)
-    pts = _sdata.read_points(points_el, gene_key, to_working, points_key=points_key)
-    h, w = working_shape((int(pixels.shape[0]), int(pixels.shape[1])), zoom)
-    xy = pts.xy_pixels
-    inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
-    if not inside.any():
-        raise ValueError(
-            f"No transcript of {points_key!r} falls inside image {image_key!r} ({pixels.shape[1]} x "
-            f"{pixels.shape[0]} px) after composing their transformations; check the elements' coordinate systems."
-        )
-    if inside.mean() < 0.5:
-        logger.warning("Only %.0f%% of the transcripts of %r fall inside the image.", 100 * inside.mean(), points_key)
-    channel = str(plane.coords["c"].item()) if "c" in plane.coords else ""
+    pts = _sdata.read_points(points_el, gene_key, to_working, points_key=points_key) if read_points else None
+    if pts is not None:
+        h, w = working_shape((int(pixels.shape[0]), int(pixels.shape[1])), zoom)
+        xy = pts.xy_pixels
+        inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+        if not inside.any():
+            raise ValueError(
+                f"No transcript of {points_key!r} falls inside image {image_key!r} ({pixels.shape[1]} x "
+                f"{pixels.shape[0]} px) after composing their transformations; check the elements' coordinate "
+                "systems."
+            )
+        if inside.mean() < 0.5:
+            share = 100 * inside.mean()
+            logger.warning("Only %.0f%% of the transcripts of %r fall inside the image.", share, points_key)
     return ResolvedInputs(
         image_key=image_key,
         points_key=points_key,
         gene_key=gene_key,
-        channel=channel,
+        channel=str(plane.coords["c"].item()) if "c" in plane.coords else "",
         image_element=image_el,
         points_element=points_el,
         pixels=pixels,
@@ -141,6 +163,7 @@ def resolve_inputs(
         points=pts,
         pixel_size=found,
         zoom=zoom,
+        points_to_working=to_working,
     )
 
 
@@ -202,7 +225,7 @@ def resolve_pixel_size(
     Without ``pixel_size`` and without a transformation of the image to a
     coordinate system named in microns (what ``gsn.io`` readers and
     ``gsn.datasets`` write), the nucleus diameter is estimated on a sample of
-    windows (:func:`~gsn_spatial.core.size.estimate_nucleus_diameter_windows`)
+    windows (:func:`~gsn_spatial.core.image.size.estimate_nucleus_diameter_windows`)
     and compared with the model's ``nucleus_diameter_um``. When the points'
     transformation suggests another scale (taking the points' unit for a
     micrometre) by more than 2x, a warning says so.
@@ -222,7 +245,7 @@ def resolve_pixel_size(
         )
         found = PixelSize(spec.pixel_size, "model (assumed)")
     else:
-        from gsn_spatial.core.size import estimate_nucleus_diameter_windows
+        from gsn_spatial.core.image.size import estimate_nucleus_diameter_windows
 
         reader = _sdata.ArrayWindows(pixels)
         try:
@@ -248,3 +271,60 @@ def resolve_pixel_size(
                 )
     logger.info("Image %r: %.4g um per pixel (%s).", image_key, found.um_per_pixel, found.source)
     return found
+
+
+def check_tiling(tile_size: int | None, tile_overlap: int, block_size: int, block_halo: int, min_area: int) -> None:
+    if tile_size is None:  # one network pass per block window
+        tile_size = block_size + 2 * block_halo
+    elif tile_size <= 0 or tile_size % GeneSegNet.INPUT_MULTIPLE:
+        raise ValueError(f"`tile_size` must be a positive multiple of {GeneSegNet.INPUT_MULTIPLE}, got {tile_size}.")
+    if not 0 <= tile_overlap < tile_size:
+        raise ValueError(f"`tile_overlap` must be in [0, tile_size={tile_size}), got {tile_overlap}.")
+    if tile_size > block_size + 2 * block_halo:
+        raise ValueError(
+            f"`tile_size`={tile_size} must be at most a block's window, `block_size` + 2 * `block_halo` = "
+            f"{block_size + 2 * block_halo}."
+        )
+    if not 0 <= block_halo <= block_size:
+        raise ValueError(f"`block_halo` must be in [0, block_size={block_size}], got {block_halo}.")
+    if min_area < 0:
+        raise ValueError(f"`min_area` must be >= 0, got {min_area}.")
+
+
+def network_digest(network: torch.nn.Module) -> str:
+    """Hash of a network's weights (identifies the model of a resumable run)."""
+    h = hashlib.sha256()
+    for name, tensor in network.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def decode_settings(
+    model: GeneSegModel, confidence_threshold: float | None, centre_threshold: float | None
+) -> tuple[float, float, dict[str, float]]:
+    """The decoding settings of a run: thresholds given, else the model's validated ones (else 0.5).
+
+    Also the peak spacing and vote reach the model was validated with, in its
+    working pixels (decode's defaults where the model has none).
+    """
+    for name, v in (("confidence_threshold", confidence_threshold), ("centre_threshold", centre_threshold)):
+        if v is not None and not 0 < v < 1:
+            raise ValueError(f"`{name}` must be in (0, 1), got {v}.")
+    decode = model.meta.get("decode", {})
+    if confidence_threshold is None:
+        confidence_threshold = float(decode.get("confidence_threshold", 0.5))
+    if centre_threshold is None:
+        centre_threshold = float(decode.get("centre_threshold", 0.5))
+    vote_geometry = {k: decode[k] for k in ("min_distance", "max_vote_distance") if k in decode}
+    return confidence_threshold, centre_threshold, vote_geometry
+
+
+def check_outputs(labels_grid: str, table_annotates: str, boundary_tolerance: float) -> None:
+    """``segment``'s choices about its outputs: the labels' grid, what the table annotates, polygon tolerance."""
+    if labels_grid not in ("image", "working"):
+        raise ValueError(f"`labels_grid` must be 'image' or 'working', got {labels_grid!r}.")
+    if table_annotates not in ("labels", "boundaries"):
+        raise ValueError(f"`table_annotates` must be 'labels' or 'boundaries', got {table_annotates!r}.")
+    if not boundary_tolerance >= 0:
+        raise ValueError(f"`boundary_tolerance` must be >= 0 pixels, got {boundary_tolerance}.")

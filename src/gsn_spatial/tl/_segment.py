@@ -3,128 +3,40 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
 from pathlib import Path
-from typing import Any
 
-import anndata as ad
-import dask.array as da
-import numpy as np
-import pandas as pd
-import scipy.sparse as sp
-import torch
 from spatialdata import SpatialData
-from spatialdata.models import TableModel
 
-from gsn_spatial import __version__, _sdata
+from gsn_spatial import _sdata
 from gsn_spatial._constants import Defaults, Keys, run_keys
 from gsn_spatial._settings import progress_bar, settings
-from gsn_spatial.core.blocks import BlockGrid, check_block_geometry
-from gsn_spatial.core.density import rna_map_settings
-from gsn_spatial.core.device import resolve_device
-from gsn_spatial.core.intensity import sample_percentiles
-from gsn_spatial.core.network import GeneSegNet
-from gsn_spatial.core.resample import working_shape
-from gsn_spatial.core.slide import (
-    WorkDir,
-    ZarrWindows,
-    active_client,
+from gsn_spatial.core.network.device import resolve_device
+from gsn_spatial.core.slide.blocks import BlockGrid, check_block_geometry
+from gsn_spatial.core.slide.runner import active_client
+from gsn_spatial.core.slide.steps import (
     cell_table_arrays,
     count_matrix_from_runs,
     reassign_slide,
-    sample_transcripts,
     segment_slide,
 )
+from gsn_spatial.core.slide.workdir import WorkDir, ZarrWindows
 from gsn_spatial.models import GeneSegModel
 from gsn_spatial.tl import _slide
 from gsn_spatial.tl._inputs import (
     assignment_params,
     check_assignment,
+    check_outputs,
     check_pixel_size,
+    check_tiling,
+    decode_settings,
+    network_digest,
+    resolve_inputs,
     resolve_model,
-    resolve_pixel_size,
 )
+from gsn_spatial.tl._table import build_table
 
 logger = logging.getLogger(__name__)
-
-
-def _check_params(tile_size: int | None, tile_overlap: int, block_size: int, block_halo: int, min_area: int) -> None:
-    if tile_size is None:  # one network pass per block window
-        tile_size = block_size + 2 * block_halo
-    elif tile_size <= 0 or tile_size % GeneSegNet.INPUT_MULTIPLE:
-        raise ValueError(f"`tile_size` must be a positive multiple of {GeneSegNet.INPUT_MULTIPLE}, got {tile_size}.")
-    if not 0 <= tile_overlap < tile_size:
-        raise ValueError(f"`tile_overlap` must be in [0, tile_size={tile_size}), got {tile_overlap}.")
-    if tile_size > block_size + 2 * block_halo:
-        raise ValueError(
-            f"`tile_size`={tile_size} must be at most a block's window, `block_size` + 2 * `block_halo` = "
-            f"{block_size + 2 * block_halo}."
-        )
-    if not 0 <= block_halo <= block_size:
-        raise ValueError(f"`block_halo` must be in [0, block_size={block_size}], got {block_halo}.")
-    if min_area < 0:
-        raise ValueError(f"`min_area` must be >= 0, got {min_area}.")
-
-
-def build_table(
-    cell_ids: np.ndarray,
-    area: np.ndarray,
-    centroid_yx: np.ndarray,
-    counts: sp.csr_matrix,
-    gene_names: list[str],
-    *,
-    region: str,
-    params: dict[str, Any],
-    area_um2: np.ndarray | None = None,
-    labels_element: Any = None,
-    keys: dict[str, str] | None = None,
-) -> ad.AnnData:
-    """Cell x gene AnnData annotating ``region``: one row per cell id (sorted, ids present in the labels).
-
-    ``centroid_yx`` and ``area`` are in pixels of the labels' grid, centroids
-    as pixel-centre coordinates (a pixel ``(r, c)`` spans ``[c, c + 1) x
-    [r, r + 1)``). ``obsm["spatial_pixels"]`` holds them as ``(x, y)``;
-    ``obsm["spatial"]`` and ``obs["area"]`` are in the global coordinate
-    system of ``labels_element`` (see :func:`gsn_spatial._sdata.global_frame`),
-    or in pixels when no element is given.
-    """
-    total = np.asarray(counts.sum(axis=1)).ravel().astype(np.int64)
-    xy_pixels = np.asarray(centroid_yx, dtype=float).reshape(-1, 2)[:, ::-1].copy()
-    area_pixels = np.asarray(area, dtype=float)
-    spatial = {"coordinate_system": None, "units": "pixels of the labels' grid"}
-    xy, area_global, xy_um = xy_pixels, area_pixels, None
-    if labels_element is not None:
-        frame = _sdata.global_frame(labels_element)
-        xy = frame.apply(xy_pixels)
-        area_global = area_pixels * frame.area_scale
-        spatial = {"coordinate_system": frame.name, "units": frame.units}
-        microns = _sdata.micron_frame(labels_element)
-        if microns is not None and frame.units != "um":
-            xy_um = microns.apply(xy_pixels)
-            spatial["microns_coordinate_system"] = microns.name
-    obs = pd.DataFrame(
-        {
-            Keys.CELL_ID: cell_ids.astype(np.int64),
-            Keys.REGION: pd.Categorical([region] * len(cell_ids), categories=[region]),
-            "n_transcripts": total,
-            "area": area_global,
-            "area_pixels": np.rint(area_pixels).astype(np.int64),
-            **({"area_um2": np.asarray(area_um2, dtype=float)} if area_um2 is not None else {}),
-        },
-        index=pd.Index([str(i) for i in cell_ids]),
-    )
-    table = ad.AnnData(X=counts, obs=obs, var=pd.DataFrame(index=pd.Index(gene_names)))
-    table.obsm["spatial"] = xy
-    table.obsm["spatial_pixels"] = xy_pixels
-    if xy_um is not None:
-        table.obsm["spatial_um"] = xy_um
-    table.uns[Keys.UNS] = {"params": params, "version": __version__, "spatial": spatial, "keys": keys or {}}
-    if not len(cell_ids):
-        # SpatialData cannot validate a table that annotates a region with no rows, so an empty result is a
-        # valid table that annotates nothing; uns["gsn"]["params"] still names the labels it belongs to.
-        return TableModel.parse(table)
-    return TableModel.parse(table, region=region, region_key=Keys.REGION, instance_key=Keys.CELL_ID)
 
 
 def segment(
@@ -171,7 +83,7 @@ def segment(
     is read window by window, the transcripts are binned to blocks in one
     pass over their partitions and spilled to a work directory
     (``gsn.settings.work_dir``), and the labels are written chunk by chunk
-    (see :mod:`gsn_spatial.core.slide`). When a ``dask.distributed`` client
+    (see :mod:`gsn_spatial.core.slide.steps`). When a ``dask.distributed`` client
     is active, the blocks run on its workers (none is created here); a GPU
     stays in this process. The result is the same wherever it ran, and
     changes little with the block size (``tests/test_scale.py``: at least
@@ -216,7 +128,7 @@ def segment(
         under the transcript, except within 2 um of another cell (or just
         outside every cell), where the transcript goes to the nearby cell
         whose expression profile best explains its gene, discounted by
-        distance (:mod:`gsn_spatial.core.reassign`; on held-out simulated
+        distance (:mod:`gsn_spatial.core.assign.expression`; on held-out simulated
         tissue +0.06 transcript accuracy over the mask, docs/models.md).
         A transcript can so be counted in a cell whose mask is up to 2 um
         away. ``"mask"``: strictly the cell under the transcript.
@@ -303,28 +215,16 @@ def segment(
     """
     if not isinstance(sdata, SpatialData):
         raise TypeError(f"`sdata` must be a SpatialData object, got {type(sdata).__name__}.")
-    _check_params(tile_size, tile_overlap, block_size, block_halo, min_area)
+    check_tiling(tile_size, tile_overlap, block_size, block_halo, min_area)
     check_pixel_size(pixel_size)
-    if labels_grid not in ("image", "working"):
-        raise ValueError(f"`labels_grid` must be 'image' or 'working', got {labels_grid!r}.")
-    for name, v in (("confidence_threshold", confidence_threshold), ("centre_threshold", centre_threshold)):
-        if v is not None and not 0 < v < 1:
-            raise ValueError(f"`{name}` must be in (0, 1), got {v}.")
-    if table_annotates not in ("labels", "boundaries"):
-        raise ValueError(f"`table_annotates` must be 'labels' or 'boundaries', got {table_annotates!r}.")
+    check_outputs(labels_grid, table_annotates, boundary_tolerance)
     check_assignment(assignment)
-    if not boundary_tolerance >= 0:
-        raise ValueError(f"`boundary_tolerance` must be >= 0 pixels, got {boundary_tolerance}.")
     keys = run_keys(labels_key_added)
     table_key_added = table_key_added or keys.table
     gsn_model = resolve_model(model)
-    model_decode = gsn_model.meta.get("decode", {})
-    if confidence_threshold is None:
-        confidence_threshold = float(model_decode.get("confidence_threshold", 0.5))
-    if centre_threshold is None:
-        centre_threshold = float(model_decode.get("centre_threshold", 0.5))
-    # The peak spacing and vote reach the model was validated with, in its working pixels (decode's defaults else).
-    vote_geometry = {k: model_decode[k] for k in ("min_distance", "max_vote_distance") if k in model_decode}
+    confidence_threshold, centre_threshold, vote_geometry = decode_settings(
+        gsn_model, confidence_threshold, centre_threshold
+    )
     torch_device, autocast = resolve_device(device or settings.device, cpu_bf16=settings.cpu_bf16)
     # Keys first, so that output-key errors come before any reading.
     image_key = _sdata.resolve_key(sdata, "images", image_key, parameter="image_key")
@@ -341,30 +241,21 @@ def segment(
         raise ValueError("Output keys must differ from the input elements' keys; the inputs are never replaced.")
     spec = gsn_model.input
     check_block_geometry(block_size, block_halo, spec.rna_sigma)
-    image_el = sdata.images[image_key]
-    plane = _sdata.select_channel(_sdata.scale0(image_el), image_channel, image_key=image_key)
-    pixels = plane.data if isinstance(plane.data, da.Array) else da.from_array(plane.data)
-    channel = str(plane.coords["c"].item()) if "c" in plane.coords else ""
-    points_el = sdata.points[points_key]
-    gene_key = _sdata.resolve_gene_key(points_el, gene_key, points_key=points_key)
-    found = resolve_pixel_size(
-        sdata, image_key=image_key, points_key=points_key, pixels=pixels, pixel_size=pixel_size, spec=spec
-    )
-    zoom = found.zoom(spec)
-    # Everything below runs at the working scale: the points are mapped onto its grid, the image is resampled.
-    to_working = _sdata.scaled_affine(_sdata.points_to_pixels(sdata, points_key, image_key), zoom)
-    points = _sdata.PointsPartitions(points_el, gene_key, to_working, points_key=points_key)
-    intensity_range = sample_percentiles(pixels, spec.percentiles)
-    shape = working_shape((int(pixels.shape[0]), int(pixels.shape[1])), zoom)
+    inputs = resolve_inputs(
+        sdata, image_key=image_key, points_key=points_key, gene_key=gene_key, image_channel=image_channel,
+        spec=spec, pixel_size=pixel_size, read_points=False,
+    )  # fmt: skip
+    image_el, points_el, pixels, zoom = inputs.image_element, inputs.points_element, inputs.pixels, inputs.zoom
+    points, intensity_range, shape = inputs.point_partitions(), inputs.intensity_range, inputs.shape
     grid = BlockGrid(shape, block_size, block_halo)
 
     params = {
         "image_key": image_key,
-        "image_channel": channel,
+        "image_channel": inputs.channel,
         "points_key": points_key,
-        "gene_key": gene_key,
+        "gene_key": inputs.gene_key,
         "model": str(gsn_model.meta.get("name", "custom")),
-        **found.to_params(),
+        **inputs.pixel_size.to_params(),
         "working_pixel_size": spec.pixel_size,
         "labels_grid": labels_grid,
         "rna_sigma_um": spec.rna_sigma_um,
@@ -392,8 +283,7 @@ def segment(
         shape=shape,
         n_partitions=points.n_partitions,
         # The device does not change the result, so a run may resume on another one.
-        params={"model_digest": _network_digest(gsn_model.network)}
-        | {k: v for k, v in params.items() if k != "device"},
+        params={"model_digest": network_digest(gsn_model.network)} | {k: v for k, v in params.items() if k != "device"},
         recover=recover,
     )
     with lock:  # released however the run ends; the work directory stays on failure
@@ -410,27 +300,7 @@ def segment(
             network = copy.deepcopy(network)
             network.compile(dynamic=False)
 
-        def check_binned(lengths: list[int], inside: int) -> None:
-            if sum(lengths) == 0:
-                raise ValueError(f"Points element {points_key!r} is empty.")
-            if inside == 0:
-                raise ValueError(
-                    f"No transcript of {points_key!r} falls inside image {image_key!r} ({shape[1]} x {shape[0]} px) "
-                    "after composing their transformations; check the elements' coordinate systems."
-                )
-            if inside < 0.5 * sum(lengths):
-                share = 100 * inside / sum(lengths)
-                logger.warning("Only %.0f%% of the transcripts of %r fall inside the image.", share, points_key)
-            sigma, level, per_um2 = rna_map_settings(
-                sample_transcripts(work),
-                shape,
-                pixel_size=spec.pixel_size,
-                sigma_um=spec.rna_sigma_um,
-                norm=spec.rna_norm,
-                bin_um=spec.density_bin_um,
-            )
-            params.update({"rna_level": level, "transcripts_per_um2": per_um2})
-            return {"rna_sigma": sigma, "rna_level": level}
+        check_binned = _slide.binned_check(work, spec, shape, params, points_key=points_key, image_key=image_key)
 
         _, edges = segment_slide(
             work,
@@ -462,7 +332,7 @@ def segment(
         cell_ids, area, centroids = cell_table_arrays(work)
         counts = count_matrix_from_runs(work, cell_ids, edges, len(points.gene_names))
         if assignment == "expression":
-            work = reassign_slide(
+            work, counts = reassign_slide(
                 work,
                 labels=ZarrWindows(work.path / "labels.zarr"),
                 cell_ids=cell_ids,
@@ -473,7 +343,6 @@ def segment(
                 client=client,
                 progress=progress_bar,
             )
-            counts = count_matrix_from_runs(work, cell_ids, edges, len(points.gene_names))
         params["distributed"] = client is not None
         # The run's cells are on the working grid; the table describes them on the labels' grid.
         to_labels = 1.0 / zoom if labels_grid == "image" else 1.0
@@ -515,12 +384,3 @@ def segment(
         table.n_obs,
         int(table.X.sum()),
     )
-
-
-def _network_digest(network: torch.nn.Module) -> str:
-    """Hash of a network's weights (identifies the model of a resumable run)."""
-    h = hashlib.sha256()
-    for name, tensor in network.state_dict().items():
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]

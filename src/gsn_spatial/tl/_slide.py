@@ -19,8 +19,12 @@ from spatialdata.models import Labels2DModel, PointsModel
 from gsn_spatial import _sdata
 from gsn_spatial._constants import Keys
 from gsn_spatial._settings import settings
-from gsn_spatial.core.resample import is_identity, nearest_window
-from gsn_spatial.core.slide import WorkDir, ZarrWindows, active_client, open_run, partition_cells, remove_work_dir
+from gsn_spatial.core.image.resample import is_identity, nearest_window
+from gsn_spatial.core.rna.density import rna_map_settings
+from gsn_spatial.core.slide.runner import active_client
+from gsn_spatial.core.slide.steps import partition_cells, sample_transcripts
+from gsn_spatial.core.slide.workdir import WorkDir, ZarrWindows, open_run, remove_work_dir
+from gsn_spatial.models import InputSpec
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +45,7 @@ def run_directory(tool: str, fingerprint: dict[str, Any]) -> Path:
 def open_tool_run(
     tool: str, sdata: SpatialData, *, shape: tuple[int, int], n_partitions: int, params: dict[str, Any], recover: bool
 ) -> tuple[Path, bool, Any]:
-    """Locked work directory of a run of ``tool`` on ``sdata`` (see :func:`gsn_spatial.core.slide.open_run`).
+    """Locked work directory of a run of ``tool`` on ``sdata`` (see :func:`gsn_spatial.core.slide.workdir.open_run`).
 
     The fingerprint that ``recover=True`` matches on: the tool, the package version, the store, the
     raster shape, the points' partitioning and ``params``.
@@ -188,7 +192,7 @@ def assignment_element(work: WorkDir, points: _sdata.PointsPartitions, points_el
 def boundaries_element(labels_element: Any, cell_ids: np.ndarray, centroids_yx: np.ndarray, *, tolerance: float) -> Any:
     """The run's cell boundaries: a shapes element of one Polygon per cell, indexed by ``cell_id``.
 
-    Drawn from the labels window by window (:func:`gsn_spatial.core.boundaries.cell_polygons`), in
+    Drawn from the labels window by window (:func:`gsn_spatial.core.decode.boundaries.cell_polygons`), in
     the labels' pixel frame with the labels' transformations. ``centroids_yx`` are in labels pixels.
     ``None`` when there are no cells: SpatialData cannot validate an empty shapes element.
     """
@@ -197,7 +201,7 @@ def boundaries_element(labels_element: Any, cell_ids: np.ndarray, centroids_yx: 
     import geopandas as gpd
     from spatialdata.models import ShapesModel
 
-    from gsn_spatial.core.boundaries import cell_polygons
+    from gsn_spatial.core.decode.boundaries import cell_polygons
 
     data = _sdata.scale0(labels_element).data
 
@@ -278,3 +282,37 @@ def _sopa_attrs(keys: dict[str, str] | None) -> dict[str, str]:
         "image": "cell_segmentation_image",
     }
     return {names[k]: v for k, v in keys.items()}
+
+
+def binned_check(
+    work: WorkDir, spec: InputSpec, shape: tuple[int, int], params: dict[str, Any], *, points_key: str, image_key: str
+) -> Any:
+    """What runs once the transcripts are binned: clear errors for none inside the image, and the RNA map's level.
+
+    The level (from a sample of occupied blocks) goes into ``params`` and to
+    the segment step.
+    """
+
+    def check_binned(lengths: list[int], inside: int) -> dict[str, float]:
+        if sum(lengths) == 0:
+            raise ValueError(f"Points element {points_key!r} is empty.")
+        if inside == 0:
+            raise ValueError(
+                f"No transcript of {points_key!r} falls inside image {image_key!r} ({shape[1]} x {shape[0]} px) "
+                "after composing their transformations; check the elements' coordinate systems."
+            )
+        if inside < 0.5 * sum(lengths):
+            share = 100 * inside / sum(lengths)
+            logger.warning("Only %.0f%% of the transcripts of %r fall inside the image.", share, points_key)
+        sigma, level, per_um2 = rna_map_settings(
+            sample_transcripts(work),
+            shape,
+            pixel_size=spec.pixel_size,
+            sigma_um=spec.rna_sigma_um,
+            norm=spec.rna_norm,
+            bin_um=spec.density_bin_um,
+        )
+        params.update({"rna_level": level, "transcripts_per_um2": per_um2})
+        return {"rna_sigma": sigma, "rna_level": level}
+
+    return check_binned

@@ -17,11 +17,11 @@ from spatialdata.transformations import get_transformation
 from gsn_spatial import __version__, _sdata
 from gsn_spatial._constants import Defaults
 from gsn_spatial._settings import progress_bar, settings
-from gsn_spatial.core.blocks import segment_array
-from gsn_spatial.core.density import rna_density_window
-from gsn_spatial.core.device import resolve_device
-from gsn_spatial.core.recursive import RoundRecord, recursive_training, split_regions
-from gsn_spatial.core.training import LossWeights
+from gsn_spatial.core.network.device import resolve_device
+from gsn_spatial.core.rna.density import rna_density_window
+from gsn_spatial.core.slide.blocks import segment_array
+from gsn_spatial.core.train.fit import LossWeights
+from gsn_spatial.core.train.recursive import RoundRecord, recursive_training, split_regions
 from gsn_spatial.models import GeneSegModel
 from gsn_spatial.tl._inputs import check_pixel_size, resolve_inputs, resolve_model
 
@@ -42,7 +42,7 @@ def _labels_on_image_grid(sdata: SpatialData, labels_key: str, image_key: str, s
     t_img = get_transformation(sdata.images[image_key], get_all=True)
     shared = [cs for cs in t_lab if cs in t_img]
     for cs in shared:
-        if not np.allclose(_sdata._affine_xy(t_lab[cs]), _sdata._affine_xy(t_img[cs])):
+        if not np.allclose(_sdata.affine_xy(t_lab[cs]), _sdata.affine_xy(t_img[cs])):
             raise ValueError(
                 f"Labels {labels_key!r} and image {image_key!r} are placed differently in coordinate system {cs!r}; "
                 "training needs labels on the image's grid."

@@ -12,7 +12,7 @@ order in which blocks were processed.
 Stitching is done per core: the final labels of a core are painted from the
 windows of the (up to) nine blocks around it, in block order, each pixel taken
 by the first block whose cell covers it. Every step reads and writes one core
-or one window, which is what lets :mod:`gsn_spatial.core.slide` run a slide of
+or one window, which is what lets :mod:`gsn_spatial.core.slide.steps` run a slide of
 any size in bounded memory and in any order.
 """
 
@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gsn_spatial.core.decode import decode_cells
-from gsn_spatial.core.density import density_halo, rna_density_window
-from gsn_spatial.core.network import GeneSegNet  # noqa: F401 (the doctests use it)
-from gsn_spatial.core.tiling import predict_maps
+from gsn_spatial.core.decode.cells import decode_cells
+from gsn_spatial.core.network.tiling import predict_maps
+from gsn_spatial.core.network.unet import GeneSegNet  # noqa: F401 (the doctests use it)
+from gsn_spatial.core.rna.density import density_halo, rna_density_window
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ def segment_window(
     ``image`` is the normalised float32 window ``window`` of the image,
     ``points_xy`` the transcripts (image pixels) that can reach it. A decoded
     cell is owned when its centre lies in ``core``. ``rna_level`` is the RNA
-    map's per-slide level (:func:`~gsn_spatial.core.density.rna_density_window`).
+    map's per-slide level (:func:`~gsn_spatial.core.rna.density.rna_density_window`).
     ``tile_size=None`` runs the network on the whole window at once. ``rna``,
     the window's RNA map computed beforehand, replaces ``points_xy``.
     Returns the window-sized uint32 labels and ``n``.
@@ -284,7 +284,7 @@ def segment_array(
     """Cells of an image held in memory, by the blocks, windows and stitching of a whole-slide run.
 
     The same :func:`segment_window` and :func:`compose_core` as
-    :func:`gsn_spatial.core.slide.segment_slide` (what ``gsn.tl.segment``
+    :func:`gsn_spatial.core.slide.steps.segment_slide` (what ``gsn.tl.segment``
     runs), so what training predicts on its image is what users get.
     ``inputs`` is the ``(2, h, w)`` ``[image, rna_density]`` (the RNA map of
     a window does not depend on the window it is computed in, so computing it
@@ -294,7 +294,7 @@ def segment_array(
 
     Examples
     --------
-    >>> from gsn_spatial.core.network import NetworkConfig
+    >>> from gsn_spatial.core.network.unet import NetworkConfig
     >>> net = GeneSegNet(NetworkConfig(widths=(8, 8, 8, 8, 8)))
     >>> segment_array(np.zeros((2, 64, 80), np.float32), net, block_size=32, halo=8, tile_size=None).shape
     (64, 80)

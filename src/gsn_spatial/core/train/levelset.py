@@ -14,7 +14,7 @@ then a pure shape regulariser (it removes thin protrusions and one-pixel
 notches, rounds corners) that can never grow a cell, so labels that are too
 small (nuclei) stay too small; the authors' code added a fixed 1 px dilation
 per round to compensate. With ``image=`` the contour evolves on data instead
-(by default in :func:`gsn_spatial.core.recursive.recursive_training`, the RNA
+(by default in :func:`gsn_spatial.core.train.recursive.recursive_training`, the RNA
 location map), within each cell's zone of influence: a nucleus-sized label
 grows to where its transcripts are, which is what the recursion needs to
 correct too-small initial labels.

@@ -5,14 +5,14 @@ independent tasks that read and write only their own part of that directory:
 
 1. **bin** (one task per partition of the transcripts): map to pixels and write
    the partition's transcripts as a sorted run keyed by block
-   (:class:`~gsn_spatial.core.runs.SortedRuns`): one pass over the points.
+   (:class:`~gsn_spatial.core.slide.runs.SortedRuns`): one pass over the points.
 2. **segment** (one task per block): read the block's window of the image and
    the transcripts of the nine bins around it, run the network tile by tile,
    decode and keep the cells whose centre is in the core
-   (:func:`~gsn_spatial.core.blocks.segment_window`); the window's local
+   (:func:`~gsn_spatial.core.slide.blocks.segment_window`); the window's local
    labels and the cell count go to a zarr array.
 3. **compose** (one task per block): paint the core's final labels from the
-   windows around it (:func:`~gsn_spatial.core.blocks.compose_core`), write
+   windows around it (:func:`~gsn_spatial.core.slide.blocks.compose_core`), write
    them as one chunk of the output labels and save the cells' area and
    coordinate sums.
 4. **assign** (one task per block): look the transcripts of the core up in the
@@ -28,157 +28,27 @@ directory. Results do not depend on the order tasks ran in.
 
 from __future__ import annotations
 
-import functools
-import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-import zarr
 
-from gsn_spatial.core.assign import lookup_cells
-from gsn_spatial.core.blocks import BlockGrid, compose_core, label_stats, segment_window
-from gsn_spatial.core.reassign import ExpressionProfiles, reassign_by_expression
-from gsn_spatial.core.runs import SortedRuns
-
-POINT_RECORD = np.dtype([("x", "f8"), ("y", "f8"), ("gene", "i4"), ("part", "i4"), ("row", "i8")])
-ASSIGN_RECORD = np.dtype([("row", "i8"), ("cell", "u4")])
-COUNT_RECORD = np.dtype([("cell", "u4"), ("gene", "u4"), ("count", "u4")])
-
-
-class PartitionSource(Protocol):
-    """The transcripts, partition by partition, on the image's pixel grid."""
-
-    n_partitions: int
-
-    def __call__(self, partition: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(xy_pixels (n, 2) float64, gene_codes (n,) int)`` of one partition."""
-
-
-class WindowSource(Protocol):
-    """A 2-D array read window by window (the normalised image, or labels)."""
-
-    def __call__(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray: ...
-
-
-class WorkDir:
-    """The files of one run. Every writer touches only its own chunk or file."""
-
-    def __init__(self, path: str | Path, grid: BlockGrid, n_partitions: int, stage: str = ""):
-        self.path = Path(path)
-        self._args = (str(path), grid, n_partitions, stage)
-        self.grid = grid
-        self.n_partitions = n_partitions
-        # A later assignment pass (``stage``) keeps its own assignment and counts next to the first one's.
-        self.stage = stage
-        self._suffix = f"_{stage}" if stage else ""
-        self.points = SortedRuns(self.path / "points", grid.n_point_keys, POINT_RECORD)
-        self.assign = SortedRuns(self.path / f"assign{self._suffix}", max(1, n_partitions), ASSIGN_RECORD)
-        (self.path / "stats").mkdir(parents=True, exist_ok=True)
-
-    def staged(self, stage: str) -> WorkDir:
-        """The same run, with the assignment and counts of the pass ``stage``."""
-        return WorkDir(self.path, self.grid, self.n_partitions, stage)
-
-    def __reduce__(self):  # ship the description, not open memory maps, to dask workers
-        return (WorkDir, self._args)
-
-    # -- arrays created once, by the process that starts the run -----------------------
-    def create_arrays(self) -> None:
-        g = self.grid
-        w = g.window_size
-        zarr.create_array(
-            self.path / "windows.zarr", shape=(g.n_blocks, w, w), chunks=(1, w, w), dtype="uint32",
-            fill_value=0, overwrite=True,
-        )  # fmt: skip
-        # One chunk per block: blocks finish in any order, in any process.
-        zarr.create_array(
-            self.path / "n_cells.zarr", shape=(g.n_blocks,), chunks=(1,), dtype="int64", fill_value=-1, overwrite=True
-        )
-        zarr.create_array(
-            self.path / "labels.zarr", shape=g.shape, chunks=(g.block_size, g.block_size), dtype="uint32",
-            fill_value=0, overwrite=True,
-        )  # fmt: skip
-
-    def array(self, name: str, mode: str = "r+") -> zarr.Array:
-        return zarr.open_array(self.path / f"{name}.zarr", mode=mode)
-
-    def counts_runs(self, n_buckets: int) -> SortedRuns:
-        return SortedRuns(self.path / f"counts{self._suffix}", n_buckets, COUNT_RECORD)
-
-    def stats_path(self, block: int) -> Path:
-        return self.path / "stats" / f"{block}.npz"
-
-    def mark(self, step: str, item: int) -> None:
-        d = self.path / "done" / step
-        d.mkdir(parents=True, exist_ok=True)
-        (d / str(item)).touch()
-
-    def is_done(self, step: str, item: int) -> bool:
-        return (self.path / "done" / step / str(item)).exists()
-
-
-class RunLock:
-    """An exclusive lock on a run directory, held while a process works in it.
-
-    ``flock`` locks go with the process, so a killed run leaves its directory
-    unlocked and resumable, while a directory in use by a live run is never
-    taken over by another (two identical runs at once get separate directories).
-    """
-
-    def __init__(self, path: Path):
-        import fcntl
-
-        self._file = open(path / "lock", "w")  # noqa: SIM115 - held for the run's lifetime
-        try:
-            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._file.close()
-            raise
-
-    def release(self) -> None:
-        self._file.close()  # closing releases the lock
-
-    def __enter__(self) -> RunLock:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-def open_run(prefix: str | Path, fingerprint: dict[str, Any], *, recover: bool) -> tuple[Path, bool, RunLock]:
-    """A locked work directory ``<prefix>-<suffix>`` for a run described by ``fingerprint``.
-
-    With ``recover``, the newest unlocked directory left by a run with the
-    same fingerprint is reused with its finished tasks (the returned flag is
-    true); otherwise a new, empty directory is made.
-    """
-    prefix = Path(prefix)
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    wanted = json.loads(json.dumps(fingerprint))
-    if recover:
-        candidates = sorted(prefix.parent.glob(prefix.name + "-*"), key=lambda p: p.stat().st_mtime, reverse=True)
-        for path in candidates:
-            manifest = path / "run.json"
-            if not manifest.exists() or json.loads(manifest.read_text()) != wanted:
-                continue
-            try:
-                return path, True, RunLock(path)
-            except OSError:  # a live run works there
-                continue
-    path = Path(tempfile.mkdtemp(prefix=prefix.name + "-", dir=prefix.parent))
-    lock = RunLock(path)
-    (path / "run.json").write_text(json.dumps(fingerprint, indent=1, sort_keys=True))
-    return path, False, lock
-
-
-# --- tasks (module-level functions, so that dask.distributed can pickle them) -----------
+from gsn_spatial.core.assign.counts import lookup_cells
+from gsn_spatial.core.assign.expression import ExpressionProfiles, reassign_by_expression
+from gsn_spatial.core.slide.blocks import compose_core, label_stats, segment_window
+from gsn_spatial.core.slide.runner import release_free_memory, run_tasks
+from gsn_spatial.core.slide.workdir import (
+    ASSIGN_RECORD,
+    COUNT_RECORD,
+    POINT_RECORD,
+    PartitionSource,
+    WindowSource,
+    WorkDir,
+    ZarrWindows,
+    default_buckets,
+)
 
 
 def bin_partition(work: WorkDir, partition: int, source: PartitionSource) -> tuple[int, int]:
@@ -249,7 +119,7 @@ def assign_block(
     counts of a cell go to the run key of its range, so that the count matrix
     can be built range by range. With ``reassign``, transcripts near cell
     boundaries are assigned by expression
-    (:func:`~gsn_spatial.core.reassign.reassign_by_expression`), from the core's
+    (:func:`~gsn_spatial.core.assign.expression.reassign_by_expression`), from the core's
     labels and a halo of ``reassign.radius`` around them.
     """
     run = f"b{block}"
@@ -300,39 +170,6 @@ def sample_transcripts(work: WorkDir, *, max_blocks: int = 16) -> np.ndarray:
     chosen = occupied[np.unique(np.linspace(0, len(occupied) - 1, min(max_blocks, len(occupied))).round().astype(int))]
     rec = np.concatenate([work.points.read(int(k)) for k in chosen])
     return np.stack([rec["x"], rec["y"]], axis=1)
-
-
-def release_free_memory() -> None:
-    """Give the C heap's free pages back to the operating system (glibc's ``malloc_trim``; elsewhere nothing).
-
-    glibc keeps the memory of freed arrays for reuse, spread over the arenas
-    of torch's threads, and windows of different sizes fragment it. In sampled
-    268 MP runs (``benchmarks/scale.py``) what the process held rose from 0.80
-    to 1.00 GB over the segment step without a trim, and stayed at
-    0.85-0.90 GB between all 256 blocks with one after each block; the trim
-    and the page faults after it cost about 3 % of a block's time.
-    dask.distributed documents the same remedy for workers whose memory is
-    not released.
-    """
-    libc = _libc()
-    if libc is not None:
-        libc.malloc_trim(0)
-
-
-@functools.cache
-def _libc() -> Any:
-    """glibc, or ``None`` where ``malloc_trim`` is missing (macOS, musl)."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    except OSError:
-        return None
-    return libc if hasattr(libc, "malloc_trim") else None
-
-
-# --- gathering the results ------------------------------------------------------------
 
 
 def cell_table_arrays(work: WorkDir) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -387,46 +224,6 @@ def partition_cells(work: WorkDir, partition: int, length: int) -> np.ndarray:
     rec = work.assign.read(partition)
     out[rec["row"]] = rec["cell"]
     return out
-
-
-# --- running tasks here or on a dask.distributed cluster ------------------------------
-
-
-def active_client() -> Any | None:
-    """The active ``distributed.Client``, or ``None`` (one is never created here)."""
-    try:
-        from distributed import default_client
-    except ImportError:  # pragma: no cover - distributed is a dependency of dask[distributed] only
-        return None
-    try:
-        return default_client()
-    except ValueError:
-        return None
-
-
-def run_tasks(
-    fn: Callable[..., Any],
-    work: WorkDir,
-    items: Iterable[int],
-    *args: Any,
-    client: Any | None = None,
-    progress: Callable[[Iterable], Iterable] | None = None,
-) -> list[Any]:
-    """``[fn(work, item, *args) for item in items]``, here or on a ``distributed`` ``client``.
-
-    On a cluster, large shared ``args`` should already be futures
-    (``client.scatter(..., broadcast=True)``); results come back in ``items`` order.
-    """
-    items = list(items)
-    if client is None:
-        return [fn(work, item, *args) for item in (progress(items) if progress else items)]
-    from distributed import as_completed
-
-    futures = [client.submit(fn, work, item, *args, pure=False) for item in items]
-    done = as_completed(futures)
-    for _ in progress(done) if progress else done:
-        pass
-    return client.gather(futures)
 
 
 def segment_slide(
@@ -495,11 +292,12 @@ def reassign_slide(
     length: float,
     client: Any | None = None,
     progress: Callable[[str], Callable[[Iterable], Iterable] | None] | None = None,
-) -> WorkDir:
+) -> tuple[WorkDir, sp.csr_matrix]:
     """The expression-aware assignment pass over every block, after a mask assignment gave ``counts``.
 
     Writes the pass's assignment and counts as the stage ``"expression"`` of
-    ``work`` (the mask assignment stays) and returns that stage's view.
+    ``work`` (the mask assignment stays); returns that stage's view and its
+    count matrix (rows ``cell_ids``, as ``counts``).
     """
     bar = progress or (lambda step: None)
     staged = work.staged("expression")
@@ -511,7 +309,7 @@ def reassign_slide(
         assign_block, staged, range(work.grid.n_blocks), labels, bucket_edges, settings, client=client,
         progress=bar("reassign"),
     )  # fmt: skip
-    return staged
+    return staged, count_matrix_from_runs(staged, cell_ids, bucket_edges, counts.shape[1])
 
 
 def stats_block(work: WorkDir, block: int, labels: WindowSource) -> None:
@@ -547,24 +345,3 @@ def assign_slide(
     edges = default_buckets(max_id, g.n_blocks)
     run_tasks(assign_block, work, range(g.n_blocks), labels, edges, client=client, progress=bar("assign"))
     return lengths, edges
-
-
-class ZarrWindows:
-    """Windows of a 2-D zarr array on disk (picklable: holds only the path)."""
-
-    def __init__(self, path: str | Path):
-        self.path = str(path)
-
-    def __call__(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-        return zarr.open_array(self.path, mode="r")[y0:y1, x0:x1]
-
-
-def default_buckets(max_cell_id: int, n_buckets: int) -> np.ndarray:
-    """Edges cutting ids ``1..max_cell_id`` into about ``n_buckets`` equal ranges."""
-    step = max(1, -(-int(max_cell_id) // max(1, n_buckets)))
-    return np.arange(1, max(int(max_cell_id), 1) + 1, step, dtype=np.int64)
-
-
-def remove_work_dir(path: str | Path) -> None:
-    if os.path.isdir(path):
-        shutil.rmtree(path, ignore_errors=True)

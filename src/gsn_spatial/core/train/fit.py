@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
 
-from gsn_spatial.core.network import GeneSegNet
-from gsn_spatial.core.targets import make_targets
+from gsn_spatial.core.network.unet import GeneSegNet
+from gsn_spatial.core.train.targets import make_targets
 
 logger = logging.getLogger(__name__)
 

@@ -335,12 +335,8 @@ def estimate_nucleus_diameter_windows(
     Returns
     -------
     float
-        The median equivalent diameter in pixels.
-
-    Raises
-    ------
-    ValueError
-        If no window holds nuclei; pass ``pixel_size=`` explicitly then.
+        As :func:`estimate_nucleus_diameter`, over the pooled windows' nuclei;
+        a ValueError where no window holds nuclei (pass ``pixel_size=`` then).
 
     Examples
     --------

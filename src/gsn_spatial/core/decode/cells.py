@@ -114,7 +114,7 @@ def decode_cells(
 
     Examples
     --------
-    >>> from gsn_spatial.core.targets import make_targets
+    >>> from gsn_spatial.core.train.targets import make_targets
     >>> lab = np.zeros((32, 32), int); lab[2:12, 2:12] = 1; lab[2:12, 12:22] = 2
     >>> out, c = decode_cells(make_targets(lab), min_area=1)
     >>> bool((out == lab).all()), len(c)

@@ -23,12 +23,12 @@ import numpy as np
 import torch
 
 from gsn_spatial._constants import Defaults
-from gsn_spatial.core.blocks import segment_array
-from gsn_spatial.core.levelset import refine_labels
-from gsn_spatial.core.metrics import mean_best_iou, overlap_table
-from gsn_spatial.core.network import GeneSegNet
-from gsn_spatial.core.tiling import predict_maps
-from gsn_spatial.core.training import Augmentation, LossWeights, TrainingSample, fit
+from gsn_spatial.core.metrics.matching import mean_best_iou, overlap_table
+from gsn_spatial.core.network.tiling import predict_maps
+from gsn_spatial.core.network.unet import GeneSegNet
+from gsn_spatial.core.slide.blocks import segment_array
+from gsn_spatial.core.train.fit import Augmentation, LossWeights, TrainingSample, fit
+from gsn_spatial.core.train.levelset import refine_labels
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ def recursive_training(
         cells in three rounds).
     predict
         ``predict(network)`` gives the cells the trained network finds on the
-        training image; default: :func:`~gsn_spatial.core.blocks.segment_array`
+        training image; default: :func:`~gsn_spatial.core.slide.blocks.segment_array`
         on ``inputs`` with the block windows of ``gsn.tl.segment`` (1024 px
         blocks, 96 px halo, one network pass per window), the path users get.
     min_kept

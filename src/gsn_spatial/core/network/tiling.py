@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from gsn_spatial._constants import Defaults
-from gsn_spatial.core.network import GeneSegNet
+from gsn_spatial.core.network.unet import GeneSegNet
 
 
 def tile_starts(length: int, tile: int, overlap: int, *, align: int = 1) -> list[int]:

@@ -1,36 +1,15 @@
-"""The ``gsn`` command: segment, train, qc and demo on SpatialData zarr stores.
-
-Fit for pipelines (Snakemake, Nextflow): exit code 0 on success, 2 on a usage
-error (bad or missing options), 1 on a data error (missing store or element,
-bad values), with a one-line message on stderr; ``--verbose`` adds the
-traceback and INFO logs. Results are written into the store (``segment``,
-``train --refined-labels-key``) or to ``--out``; progress bars and one-line
-summaries go to stderr, so ``gsn qc`` without ``--out`` writes a clean CSV to
-stdout.
-
-Examples
---------
-.. code-block:: bash
-
-    gsn segment sample.zarr --image-key morphology_focus --points-key transcripts --image-channel DAPI
-    gsn train sample.zarr --labels-key cell_labels --out model.pt --epochs 10
-    gsn segment sample.zarr --model model.pt --labels-key-added gsn_trained
-    gsn qc sample.zarr --labels-keys gsn_labels gsn_trained --reference-key cell_labels --out qc.csv
-"""
+"""The ``gsn`` command's arguments: one sub-command per task, options grouped as in the Python API."""
 
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
-import traceback
-import warnings
 from pathlib import Path
-from typing import Any
 
 from gsn_spatial._constants import Keys, run_keys
 
 PROG = "gsn"
+
+
 _DEFAULT_RUN = run_keys(Keys.LABELS)
 
 
@@ -174,7 +153,6 @@ def build_parser() -> argparse.ArgumentParser:
         "then a faster network; pays on large slides",
     )
     _common(p)
-    p.set_defaults(func=_segment)
 
     p = sub.add_parser(
         "train",
@@ -215,7 +193,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--overwrite", action="store_true", help="replace existing <KEY>_round<N> elements")
     _common(p)
-    p.set_defaults(func=_train)
 
     p = sub.add_parser(
         "qc",
@@ -238,7 +215,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, default=None, help="CSV (or .tsv) to write; default: stdout")
     _common(p)
-    p.set_defaults(func=_qc)
 
     p = sub.add_parser(
         "demo",
@@ -249,179 +225,4 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=_positive_int, default=1024, help="image side in pixels (default: 1024)")
     p.add_argument("--seed", type=int, default=2026, help="random seed (default: 2026)")
     _common(p)
-    p.set_defaults(func=_demo)
     return parser
-
-
-class DataError(Exception):
-    """An error in the data or its values (exit code 1)."""
-
-
-def _open(store: Path) -> Any:
-    import spatialdata as sd
-
-    from gsn_spatial import _sdata
-
-    if not store.exists():
-        raise DataError(f"no SpatialData zarr store at {str(store)!r}")
-    try:
-        with _sdata.quiet_ome_zarr():
-            return sd.read_zarr(store)
-    except Exception as err:  # noqa: BLE001 - any reader failure is a data error
-        raise DataError(f"cannot read {str(store)!r} as a SpatialData zarr store: {err}") from err
-
-
-def _say(message: str) -> None:
-    print(f"{PROG} {message}", file=sys.stderr)
-
-
-def _given(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
-    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
-
-
-def _segment(args: argparse.Namespace) -> None:
-    import gsn_spatial as gsn
-
-    sdata = _open(args.store)
-    kwargs = _given(
-        args,
-        ["image_key", "points_key", "gene_key", "image_channel", "model", "assignment_key_added", "assignment"]
-        + ["device"]
-        + ["tile_size", "tile_overlap", "block_size", "block_halo", "batch_size", "min_area"]
-        + ["pixel_size", "labels_grid"],
-    )
-    previous = gsn.settings.compile
-    gsn.settings.compile = previous or args.compile
-    try:
-        gsn.tl.segment(
-            sdata,
-            labels_key_added=args.labels_key_added,
-            table_key_added=args.table_key_added,
-            table_annotates=args.table_annotates,
-            overwrite=args.overwrite,
-            **kwargs,
-        )
-    finally:
-        gsn.settings.compile = previous
-    keys = gsn.run_keys(args.labels_key_added)
-    table_key = args.table_key_added or keys.table
-    n = sdata.tables[table_key].n_obs
-    _say(
-        f"segment: {n} cells -> labels {keys.labels!r}, table {table_key!r}, boundaries {keys.boundaries!r} "
-        f"in {args.store}"
-    )
-
-
-def _train(args: argparse.Namespace) -> None:
-    import gsn_spatial as gsn
-
-    if args.resume and args.checkpoint_dir is None:
-        raise DataError("--resume needs --checkpoint-dir")
-    sdata = _open(args.store)
-    kwargs = _given(
-        args,
-        ["image_key", "points_key", "gene_key", "image_channel", "model", "device", "steps_per_epoch", "pixel_size"],
-    )
-    kwargs.update(_given(args, ["checkpoint_dir", "refined_labels_key"]))
-    model = gsn.tl.train(
-        sdata,
-        labels_key=args.labels_key,
-        max_rounds=args.max_rounds,
-        epochs=args.epochs,
-        patch_size=args.patch_size,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        name=args.name,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        **kwargs,
-    )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    model.save(args.out)
-    _say(f"train: model {args.name!r} saved to {args.out}")
-
-
-def _qc_table(sdata: Any, args: argparse.Namespace) -> Any:
-    import pandas as pd
-
-    import gsn_spatial as gsn
-
-    compare = getattr(gsn.qc, "compare", None)
-    if compare is not None:
-        return compare(
-            sdata,
-            labels_keys=list(args.labels_keys),
-            reference_key=args.reference_key,
-            points_key=args.points_key,
-            image_key=args.image_key,
-            pixel_size=args.pixel_size,
-        )
-    if args.reference_key is None:
-        raise DataError("--reference-key is required with this version of gsn.qc")
-    rows = {
-        key: gsn.qc.match_reference(sdata, labels_key=key, reference_key=args.reference_key) for key in args.labels_keys
-    }
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("labels_key")
-
-
-def _qc(args: argparse.Namespace) -> None:
-    sdata = _open(args.store)
-    table = _qc_table(sdata, args)
-    if args.out is None:
-        table.to_csv(sys.stdout)
-        return
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, sep="\t" if args.out.suffix == ".tsv" else ",")
-    _say(f"qc: {len(table)} segmentations x {table.shape[1]} metrics -> {args.out}")
-
-
-def _demo(args: argparse.Namespace) -> None:
-    from gsn_spatial.demo import run
-
-    run(args.out, size=args.size, seed=args.seed)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run ``gsn`` with ``argv`` (default: ``sys.argv[1:]``) and return the exit code.
-
-    Examples
-    --------
-    >>> main(["--version"])  # doctest: +SKIP
-    gsn_spatial 0.1.0
-    0
-    """
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:  # --help, --version (0) and usage errors (2)
-        return int(exit_.code or 0) if not isinstance(exit_.code, str) else 2
-    from gsn_spatial._settings import settings
-
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
-    previous_progress = settings.progress
-    settings.progress = False if args.no_progress else None  # None: bars when stderr is a terminal
-    try:
-        with warnings.catch_warnings():
-            if not args.verbose:
-                warnings.simplefilter("ignore", FutureWarning)
-                warnings.simplefilter("ignore", DeprecationWarning)
-                warnings.filterwarnings("ignore", message=".*zarr.*")
-            args.func(args)
-    except KeyboardInterrupt:
-        _say(f"{args.command}: interrupted")
-        return 130
-    except Exception as err:  # noqa: BLE001 - every failure becomes exit code 1 with a one-line message
-        if args.verbose:
-            traceback.print_exc()
-        message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-        kind = "" if isinstance(err, DataError) else f"{type(err).__name__}: "
-        _say(f"{args.command}: error: {kind}{' '.join(message.split())}")
-        return 1
-    finally:
-        settings.progress = previous_progress
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

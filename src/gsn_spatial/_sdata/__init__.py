@@ -1,0 +1,51 @@
+"""The one thin layer between SpatialData containers and the array-level core.
+
+Everything that knows about SpatialData elements, their transformations and
+their stores lives here, one concern per module: element keys (:mod:`.keys`),
+coordinates and units (:mod:`.frames`), image and labels arrays
+(:mod:`.images`), points on a pixel grid (:mod:`.points`) and writing results
+(:mod:`.store`). The rest of the package imports this package, not its modules.
+"""
+
+from gsn_spatial._sdata.frames import (
+    MICRON_SYSTEMS,
+    GlobalFrame,
+    affine_xy,
+    global_frame,
+    micron_frame,
+    microns_per_pixel,
+    pixel_to_microns,
+    points_to_pixels,
+    scaled_affine,
+    transformations,
+)
+from gsn_spatial._sdata.images import ArrayWindows, scale0, select_channel
+from gsn_spatial._sdata.keys import ELEMENT_KINDS, check_new_keys, quiet_ome_zarr, resolve_gene_key, resolve_key
+from gsn_spatial._sdata.points import PointsInPixels, PointsPartitions, read_points
+from gsn_spatial._sdata.store import reload_from_store, store_elements
+
+__all__ = [
+    "ELEMENT_KINDS",
+    "MICRON_SYSTEMS",
+    "ArrayWindows",
+    "GlobalFrame",
+    "affine_xy",
+    "PointsInPixels",
+    "PointsPartitions",
+    "check_new_keys",
+    "global_frame",
+    "micron_frame",
+    "microns_per_pixel",
+    "pixel_to_microns",
+    "points_to_pixels",
+    "quiet_ome_zarr",
+    "read_points",
+    "reload_from_store",
+    "resolve_gene_key",
+    "resolve_key",
+    "scale0",
+    "scaled_affine",
+    "select_channel",
+    "store_elements",
+    "transformations",
+]

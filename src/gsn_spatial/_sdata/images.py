@@ -1,0 +1,72 @@
+"""Image and labels elements as arrays: the full-resolution level, one channel, windows read lazily."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+
+def scale0(element: Any) -> xr.DataArray:
+    """Full-resolution DataArray of a single- or multi-scale raster element."""
+    if isinstance(element, xr.DataTree):
+        return next(iter(element["scale0"].values()))
+    return element
+
+
+def select_channel(image: xr.DataArray, channel: int | str | None, *, image_key: str) -> xr.DataArray:
+    """The ``(y, x)`` plane of one channel of a ``(c, y, x)`` image."""
+    if "z" in image.dims:
+        raise ValueError(f"Image {image_key!r} is 3-D (dims {image.dims}); only 2-D (c, y, x) images are supported.")
+    names = list(image.coords["c"].values) if "c" in image.coords else list(range(image.sizes.get("c", 1)))
+    if channel is None:
+        if len(names) != 1:
+            raise ValueError(
+                f"Image {image_key!r} has {len(names)} channels {names}; pass `image_channel=` with the nucleus stain."
+            )
+        return image.isel(c=0)
+    if isinstance(channel, (int, np.integer)) and not isinstance(channel, bool):
+        if not -len(names) <= channel < len(names):
+            raise ValueError(
+                f"`image_channel`={channel} is out of range for image {image_key!r} with channels {names}."
+            )
+        return image.isel(c=int(channel))
+    if channel not in names:
+        raise ValueError(f"Image {image_key!r} has no channel {channel!r}; channels are {names}.")
+    return image.isel(c=names.index(channel))
+
+
+class ArrayWindows:
+    """Windows of a lazy 2-D array, optionally resampled and intensity-normalised (picklable).
+
+    With ``zoom`` != 1 a window ``(y0, y1, x0, x1)`` is in pixels of the
+    working scale (``zoom`` working pixels per array pixel) and is computed
+    from the array pixels around it alone
+    (:func:`~gsn_spatial.core.image.resample.resample_window`).
+    """
+
+    def __init__(self, array: Any, intensity_range: tuple[float, float] | None = None, zoom: float = 1.0):
+        self.array = array
+        self.intensity_range = intensity_range
+        self.zoom = float(zoom)
+
+    def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """Window of the array itself, at its own resolution."""
+        window = self.array[y0:y1, x0:x1]
+        # Synchronous as an argument, not a config change: this runs in dask's worker threads too.
+        return np.asarray(window.compute(scheduler="synchronous") if hasattr(window, "compute") else window)
+
+    def __call__(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        from gsn_spatial.core.image.resample import is_identity, resample_window
+
+        if is_identity(self.zoom):
+            window = self.read(y0, y1, x0, x1)
+        else:
+            shape = (int(self.array.shape[0]), int(self.array.shape[1]))
+            window = resample_window(self.read, shape, (y0, y1, x0, x1), self.zoom)
+        if self.intensity_range is None:
+            return window
+        from gsn_spatial.core.image.intensity import normalise_intensity
+
+        return normalise_intensity(window, *self.intensity_range)

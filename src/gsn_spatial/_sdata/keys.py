@@ -1,0 +1,92 @@
+"""Element keys: resolving the one a call means, refusing to overwrite, finding the gene column; quiet reads."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+
+import dask.dataframe as dd
+from spatialdata import SpatialData
+
+ELEMENT_KINDS = ("images", "labels", "points", "shapes", "tables")
+
+
+@contextmanager
+def quiet_ome_zarr():
+    """Silence ``ome_zarr.reader``'s "no parent found" warning, which every labels element read prints."""
+    reader = logging.getLogger("ome_zarr.reader")
+    level = reader.level
+    reader.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        reader.setLevel(level)
+
+
+def resolve_key(sdata: SpatialData, kind: str, key: str | None, *, parameter: str) -> str:
+    """The element key to use: ``key`` if given and present, else the only element of ``kind``."""
+    if not isinstance(sdata, SpatialData):
+        raise TypeError(f"Expected a SpatialData object, got {type(sdata).__name__}.")
+    names = list(getattr(sdata, kind).keys())
+    if key is not None:
+        if not isinstance(key, str):
+            raise TypeError(f"`{parameter}` must be a string, got {type(key).__name__}.")
+        if key not in names:
+            raise KeyError(f"No {kind} element {key!r} (`{parameter}`). Available {kind}: {names or 'none'}.")
+        return key
+    if not names:
+        raise KeyError(f"The SpatialData object has no {kind} element; `{parameter}` cannot be resolved.")
+    # Elements gsn_spatial derived from others (assignments, RNA maps) are never picked implicitly,
+    # so a second run resolves the same inputs as the first.
+    candidates = [n for n in names if n not in _derived_names(sdata, kind)]
+    if len(candidates) == 1:
+        return candidates[0]
+    raise KeyError(f"Several {kind} elements: {names}. Pass `{parameter}=` to choose one.")
+
+
+def _derived_names(sdata: SpatialData, kind: str) -> set[str]:
+    """Names of elements gsn_spatial derived from others (recorded in ``sdata.attrs``)."""
+    from gsn_spatial._constants import Keys
+
+    recorded = set(sdata.attrs.get(Keys.DERIVED_ATTR, []))
+    names = set(getattr(sdata, kind))
+    if kind == "points":
+        # Also the assignments named by an older scheme (f"{points}_gsn"), for objects written before the record.
+        recorded |= {n for n in names if n.endswith("_gsn") and n[: -len("_gsn")] in names}
+    return recorded & names
+
+
+def check_new_keys(sdata: SpatialData, new: dict[str, str], *, overwrite: bool) -> None:
+    """Raise before any work if an output key is taken (or taken by another element type)."""
+    seen: dict[str, str] = {}
+    for key, kind in new.items():
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"Output keys must be non-empty strings, got {key!r}.")
+        low = key.lower()
+        if low in seen:
+            raise ValueError(f"Output keys {seen[low]!r} and {key!r} collide; element names must differ.")
+        seen[low] = key
+        for other_kind in ELEMENT_KINDS:
+            for name in getattr(sdata, other_kind):
+                if name.lower() != low:
+                    continue
+                if other_kind != kind:
+                    raise ValueError(
+                        f"Output key {key!r} is already used by a {other_kind} element; choose another key."
+                    )
+                if not overwrite:
+                    raise ValueError(f"{kind} element {key!r} already exists; pass `overwrite=True` to replace it.")
+
+
+def resolve_gene_key(points: dd.DataFrame, gene_key: str | None, *, points_key: str) -> str:
+    attrs = points.attrs.get("spatialdata_attrs", {})
+    if gene_key is None:
+        gene_key = attrs.get("feature_key")
+        if gene_key is None:
+            raise KeyError(
+                f"Points {points_key!r} have no `feature_key`; pass `gene_key=` naming the gene column "
+                f"(columns: {list(points.columns)})."
+            )
+    if gene_key not in points.columns:
+        raise KeyError(f"Points {points_key!r} have no column {gene_key!r}; columns: {list(points.columns)}.")
+    return gene_key

@@ -1,0 +1,90 @@
+"""Points elements on a pixel grid: whole (small data) or partition by partition (whole slides)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class PointsInPixels:
+    """Transcripts read from a points element, with their positions on the image's pixel grid."""
+
+    xy: np.ndarray  # (n, 2) float64, in the points' own coordinates
+    xy_pixels: np.ndarray  # (n, 2) float64, image pixel coordinates
+    gene_codes: np.ndarray  # (n,) int32
+    gene_names: list[str]
+
+
+def _checked_genes(points: dd.DataFrame, gene_key: str, *, points_key: str) -> Any:
+    """The gene column of 2-D points, checked to be categorical."""
+    if "z" in points.columns:
+        raise ValueError(f"Points {points_key!r} have a `z` column; only 2-D points are supported.")
+    genes = points[gene_key]
+    if not isinstance(genes.dtype, pd.CategoricalDtype):
+        raise TypeError(
+            f"Gene column {gene_key!r} of points {points_key!r} must be categorical (dtype {genes.dtype}); "
+            "convert it with `.astype('category')` when building the points element."
+        )
+    return genes
+
+
+def read_points(points: dd.DataFrame, gene_key: str, to_pixels: np.ndarray, *, points_key: str) -> PointsInPixels:
+    """Read ``x``, ``y`` and the gene column of a points element and map them to pixels."""
+    _checked_genes(points, gene_key, points_key=points_key)
+    frame = points[["x", "y", gene_key]].compute()
+    categories = frame[gene_key].cat.categories
+    xy = frame[["x", "y"]].to_numpy(dtype=np.float64)
+    if len(xy) == 0:
+        raise ValueError(f"Points element {points_key!r} is empty.")
+    if not np.isfinite(xy).all():
+        raise ValueError(f"Points {points_key!r} have NaN or infinite coordinates; drop those rows first.")
+    pix = xy @ to_pixels[:2, :2].T + to_pixels[:2, 2]
+    codes = frame[gene_key].cat.codes.to_numpy().astype(np.int32)
+    return PointsInPixels(xy, pix, codes, [str(c) for c in categories])
+
+
+class PointsPartitions:
+    """A points element read partition by partition, mapped to an image's pixel grid.
+
+    Picklable (it holds the lazy dataframe and a 3 x 3 matrix), so
+    ``dask.distributed`` workers can read their own partitions.
+    """
+
+    def __init__(self, points: dd.DataFrame, gene_key: str, to_pixels: np.ndarray, *, points_key: str):
+        genes = _checked_genes(points, gene_key, points_key=points_key)
+        if not genes.cat.known:
+            genes = genes.cat.as_known()  # one pass over the gene column
+        self.categories = list(genes.cat.categories)
+        self.frame = points[["x", "y", gene_key]]
+        self.gene_key = gene_key
+        self.points_key = points_key
+        self.to_pixels = np.asarray(to_pixels, dtype=float)
+        self.n_partitions = int(self.frame.npartitions)
+
+    @property
+    def gene_names(self) -> list[str]:
+        return [str(c) for c in self.categories]
+
+    def partition(self, partition: int) -> pd.DataFrame:
+        """Partition ``partition`` of the points' ``x``, ``y`` and gene columns (genes with known categories).
+
+        Always read by its number in the source element, one partition per
+        call: a whole-frame computation may fuse small parquet partitions, and
+        then dask's partition numbers no longer match the source's.
+        """
+        # The synchronous scheduler as an argument, not a config change: this runs in dask's worker threads too.
+        part = self.frame.partitions[partition].compute(scheduler="synchronous")
+        return part.assign(**{self.gene_key: pd.Categorical(part[self.gene_key], categories=self.categories)})
+
+    def __call__(self, partition: int) -> tuple[np.ndarray, np.ndarray]:
+        part = self.partition(partition)
+        xy = part[["x", "y"]].to_numpy(dtype=np.float64)
+        if not np.isfinite(xy).all():
+            raise ValueError(f"Points {self.points_key!r} have NaN or infinite coordinates; drop those rows first.")
+        codes = part[self.gene_key].cat.codes.to_numpy().astype(np.int32)
+        return xy @ self.to_pixels[:2, :2].T + self.to_pixels[:2, 2], codes

@@ -1,0 +1,1 @@
+"""Transcripts to cells: by the mask, then by expression near boundaries; the count matrix."""

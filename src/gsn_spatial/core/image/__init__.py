@@ -1,0 +1,1 @@
+"""The nucleus image: intensity normalisation, resampling to the working scale, nucleus size, watershed baselines."""

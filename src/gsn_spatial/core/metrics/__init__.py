@@ -1,0 +1,1 @@
+"""Metrics on arrays: matching against a reference, cell shape, the paper's slide-level QC."""

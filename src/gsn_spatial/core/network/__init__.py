@@ -1,0 +1,1 @@
+"""The GeneSegNet network, overlapping-tile inference and the device it runs on."""

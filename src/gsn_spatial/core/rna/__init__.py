@@ -1,0 +1,1 @@
+"""Transcripts as an image: the RNA location map (the paper's Eq. 5)."""

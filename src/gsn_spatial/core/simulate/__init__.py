@@ -1,0 +1,1 @@
+"""Simulated tissue whose truth is known by construction."""

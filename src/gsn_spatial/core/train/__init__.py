@@ -1,0 +1,1 @@
+"""Training: targets from labels, fitting, recursive rounds from noisy labels, level-set refinement."""
