@@ -47,7 +47,7 @@ from gsn_spatial.core.image.resample import nearest_window, resample_window, wor
 from gsn_spatial.core.image.size import estimate_nucleus_diameter  # noqa: E402
 from gsn_spatial.core.metrics import expression as expression_metrics  # noqa: E402
 from gsn_spatial.core.metrics.matching import match_scores, mean_best_iou, transcript_agreement  # noqa: E402
-from gsn_spatial.core.slide.blocks import segment_array  # noqa: E402
+from gsn_spatial.core.slide.blocks import WindowOptions, segment_array  # noqa: E402
 from gsn_spatial.qc._common import read_markers  # noqa: E402
 
 PIXEL_SIZES = (0.125, 0.25, 0.5, 1.0)
@@ -127,8 +127,7 @@ def segment_image_only(image: np.ndarray, model) -> np.ndarray:
         model.network,
         block_size=Defaults.BLOCK_SIZE,
         halo=Defaults.BLOCK_HALO,
-        tile_size=None,
-        decode_kwargs=decode,
+        options=WindowOptions(tile_size=None, decode=decode),
     )
     return nearest_window(
         lambda y0, y1, x0, x1: labels[y0:y1, x0:x1], shape, (0, image.shape[0], 0, image.shape[1]), 1 / zoom

@@ -12,7 +12,7 @@ from gsn_spatial import _sdata
 from gsn_spatial._constants import Defaults, Keys, run_keys
 from gsn_spatial._settings import progress_bar, settings
 from gsn_spatial.core.network.device import resolve_device
-from gsn_spatial.core.slide.blocks import BlockGrid, check_block_geometry
+from gsn_spatial.core.slide.blocks import BlockGrid, WindowOptions, check_block_geometry
 from gsn_spatial.core.slide.runner import active_client
 from gsn_spatial.core.slide.steps import (
     cell_table_arrays,
@@ -307,22 +307,22 @@ def segment(
             image=_sdata.ArrayWindows(pixels, intensity_range, zoom),
             points=points,
             network=network,
-            options={
-                "rna_sigma": spec.rna_sigma,
-                "rna_mode": spec.rna_mode,
-                "rna_method": spec.rna_method,
-                "tile_size": tile_size,
-                "overlap": tile_overlap,
-                "batch_size": batch_size,
-                "device": torch_device,
-                "autocast_dtype": autocast,
-                "decode_kwargs": {
+            options=WindowOptions(
+                rna_sigma=spec.rna_sigma,
+                rna_mode=spec.rna_mode,
+                rna_method=spec.rna_method,
+                tile_size=tile_size,
+                overlap=tile_overlap,
+                batch_size=batch_size,
+                device=torch_device,
+                autocast_dtype=autocast,
+                decode={
                     **vote_geometry,
                     "confidence_threshold": confidence_threshold,
                     "centre_threshold": centre_threshold,
                     "min_area": min_area,
                 },
-            },
+            ),
             client=client,
             # A GPU stays in this process, batched; only CPU inference is spread over the cluster.
             network_on_client=torch_device.type == "cpu",

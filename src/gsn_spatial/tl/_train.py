@@ -19,7 +19,7 @@ from gsn_spatial._constants import Defaults
 from gsn_spatial._settings import progress_bar, settings
 from gsn_spatial.core.network.device import resolve_device
 from gsn_spatial.core.rna.density import rna_density_window
-from gsn_spatial.core.slide.blocks import segment_array
+from gsn_spatial.core.slide.blocks import WindowOptions, segment_array
 from gsn_spatial.core.train.fit import LossWeights
 from gsn_spatial.core.train.recursive import RoundRecord, recursive_training, split_regions
 from gsn_spatial.models import GeneSegModel
@@ -315,10 +315,10 @@ def train(
     decode_kwargs = {"min_area": min_area, **base_decode}
 
     def predict(network) -> np.ndarray:
-        return segment_array(
-            full, network, block_size=Defaults.BLOCK_SIZE, halo=Defaults.BLOCK_HALO, tile_size=None,
-            batch_size=batch_size, device=torch_device, autocast_dtype=autocast, decode_kwargs=decode_kwargs,
-        )  # fmt: skip
+        options = WindowOptions(
+            tile_size=None, batch_size=batch_size, device=torch_device, autocast_dtype=autocast, decode=decode_kwargs
+        )
+        return segment_array(full, network, block_size=Defaults.BLOCK_SIZE, halo=Defaults.BLOCK_HALO, options=options)
 
     hist, per_round = recursive_training(
         gsn_model.network,

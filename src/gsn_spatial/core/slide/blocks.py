@@ -19,7 +19,8 @@ any size in bounded memory and in any order.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -150,56 +151,67 @@ def check_block_geometry(block_size: int, halo: int, rna_sigma: float) -> None:
         )
 
 
+@dataclass(frozen=True)
+class WindowOptions:
+    """How one window is segmented: its RNA map, the network pass and decoding (working pixels).
+
+    ``rna_level`` is the RNA map's per-slide level
+    (:func:`~gsn_spatial.core.rna.density.rna_density_window`);
+    ``tile_size=None`` runs the network on the whole window at once;
+    ``decode`` holds :func:`~gsn_spatial.core.decode.cells.decode_cells`'s
+    keyword arguments.
+    """
+
+    rna_sigma: float = 1.0
+    rna_mode: str = "sum"
+    rna_method: str = "exact"
+    rna_level: float = 1.0
+    tile_size: int | None = 256
+    overlap: int = 32
+    batch_size: int = 8
+    device: torch.device | str = "cpu"
+    autocast_dtype: torch.dtype | None = None
+    decode: dict[str, Any] = field(default_factory=dict)
+
+
 def segment_window(
     image: np.ndarray,
     points_xy: np.ndarray | None,
     window: tuple[int, int, int, int],
     core: tuple[int, int, int, int],
     network: torch.nn.Module,
+    options: WindowOptions,
     *,
-    rna_sigma: float,
-    rna_mode: str = "sum",
-    rna_method: str = "exact",
-    rna_level: float = 1.0,
-    tile_size: int | None = 256,
-    overlap: int = 32,
-    batch_size: int = 8,
-    device: torch.device | str = "cpu",
-    autocast_dtype: torch.dtype | None = None,
-    decode_kwargs: dict | None = None,
     rna: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """Cells owned by one block, painted on its window with local ids ``1..n``.
 
     ``image`` is the normalised float32 window ``window`` of the image,
     ``points_xy`` the transcripts (image pixels) that can reach it. A decoded
-    cell is owned when its centre lies in ``core``. ``rna_level`` is the RNA
-    map's per-slide level (:func:`~gsn_spatial.core.rna.density.rna_density_window`).
-    ``tile_size=None`` runs the network on the whole window at once. ``rna``,
-    the window's RNA map computed beforehand, replaces ``points_xy``.
-    Returns the window-sized uint32 labels and ``n``.
+    cell is owned when its centre lies in ``core``. ``rna``, the window's RNA
+    map computed beforehand, replaces ``points_xy``. Returns the window-sized
+    uint32 labels and ``n``.
     """
+    o = options
     wy0, wy1, wx0, wx1 = window
-    if tile_size is None:
-        overlap = 0
     if rna is None:
         rna = rna_density_window(
-            points_xy, (wy1 - wy0, wx1 - wx0), origin=(wx0, wy0), sigma=rna_sigma, mode=rna_mode, method=rna_method,
-            level=rna_level,
+            points_xy, (wy1 - wy0, wx1 - wx0), origin=(wx0, wy0), sigma=o.rna_sigma, mode=o.rna_mode,
+            method=o.rna_method, level=o.rna_level,
         )  # fmt: skip
     maps = predict_maps(
         network,
         np.stack([image, rna]),
-        tile_size=tile_size,
-        overlap=overlap,
-        batch_size=batch_size,
-        device=device,
-        autocast_dtype=autocast_dtype,
+        tile_size=o.tile_size,
+        overlap=0 if o.tile_size is None else o.overlap,
+        batch_size=o.batch_size,
+        device=o.device,
+        autocast_dtype=o.autocast_dtype,
         # Zero-padded at the bottom and right to the network's input multiple only (not to a square, nor to a
         # tile), as a pass over the whole image is: the image's edges then look the same in every window and tiling.
         pad_to_tile=False,
     )
-    cells, centres = decode_cells(maps, **(decode_kwargs or {}))
+    cells, centres = decode_cells(maps, **o.decode)
     local = np.zeros((wy1 - wy0, wx1 - wx0), dtype=np.uint32)
     if len(centres) == 0:
         return local, 0
@@ -279,7 +291,7 @@ def segment_array(
     *,
     block_size: int,
     halo: int,
-    **window_options,
+    options: WindowOptions | None = None,
 ) -> np.ndarray:
     """Cells of an image held in memory, by the blocks, windows and stitching of a whole-slide run.
 
@@ -288,25 +300,25 @@ def segment_array(
     runs), so what training predicts on its image is what users get.
     ``inputs`` is the ``(2, h, w)`` ``[image, rna_density]`` (the RNA map of
     a window does not depend on the window it is computed in, so computing it
-    once for the image gives the windows' maps). ``window_options`` are
-    :func:`segment_window`'s keyword arguments. Returns uint32 labels with
-    ids in block order.
+    once for the image gives the windows' maps, and ``options.rna_*`` are not
+    used). Returns uint32 labels with ids in block order.
 
     Examples
     --------
     >>> from gsn_spatial.core.network.unet import NetworkConfig
     >>> net = GeneSegNet(NetworkConfig(widths=(8, 8, 8, 8, 8)))
-    >>> segment_array(np.zeros((2, 64, 80), np.float32), net, block_size=32, halo=8, tile_size=None).shape
+    >>> opts = WindowOptions(tile_size=None)
+    >>> segment_array(np.zeros((2, 64, 80), np.float32), net, block_size=32, halo=8, options=opts).shape
     (64, 80)
     """
     shape = tuple(inputs.shape[1:])
     grid = BlockGrid(shape, block_size, halo)
-    options = {"rna_sigma": 1.0, **window_options}  # the sigma is unused: the RNA map is given
+    options = options or WindowOptions()
     windows, counts = [], []
     for b in range(grid.n_blocks):
         y0, y1, x0, x1 = win = grid.window(b)
         local, n = segment_window(
-            inputs[0, y0:y1, x0:x1], None, win, grid.core(b), network, rna=inputs[1, y0:y1, x0:x1], **options
+            inputs[0, y0:y1, x0:x1], None, win, grid.core(b), network, options, rna=inputs[1, y0:y1, x0:x1]
         )
         windows.append(local)
         counts.append(n)

@@ -28,6 +28,7 @@ directory. Results do not depend on the order tasks ran in.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +38,7 @@ import scipy.sparse as sp
 
 from gsn_spatial.core.assign.counts import lookup_cells
 from gsn_spatial.core.assign.expression import ExpressionProfiles, reassign_by_expression
-from gsn_spatial.core.slide.blocks import compose_core, label_stats, segment_window
+from gsn_spatial.core.slide.blocks import WindowOptions, compose_core, label_stats, segment_window
 from gsn_spatial.core.slide.runner import release_free_memory, run_tasks
 from gsn_spatial.core.slide.workdir import (
     ASSIGN_RECORD,
@@ -69,7 +70,7 @@ def bin_partition(work: WorkDir, partition: int, source: PartitionSource) -> tup
 
 
 def segment_block(
-    work: WorkDir, block: int, image: WindowSource, network: Any, options: dict[str, Any], threads: int | None = None
+    work: WorkDir, block: int, image: WindowSource, network: Any, options: WindowOptions, threads: int | None = None
 ) -> int:
     """Step 2 for one block; returns its number of owned cells."""
     n_cells = work.array("n_cells")
@@ -84,7 +85,7 @@ def segment_block(
     window = g.window(block)
     near = np.concatenate([work.points.read(k0, k1) for k0, k1 in g.neighbourhood_key_ranges(block)])
     xy = np.stack([near["x"], near["y"]], axis=1)
-    local, n = segment_window(image(*window), xy, window, g.core(block), network, **options)
+    local, n = segment_window(image(*window), xy, window, g.core(block), network, options)
     work.array("windows")[block, : local.shape[0], : local.shape[1]] = local
     n_cells[block] = n  # written last: the block's result is complete
     release_free_memory()
@@ -232,7 +233,7 @@ def segment_slide(
     image: WindowSource,
     points: PartitionSource,
     network: Any,
-    options: dict[str, Any],
+    options: WindowOptions,
     client: Any | None = None,
     network_on_client: bool = True,
     progress: Callable[[str], Callable[[Iterable], Iterable] | None] | None = None,
@@ -253,7 +254,7 @@ def segment_slide(
     binned = run_tasks(bin_partition, work, range(points.n_partitions), points, client=client, progress=bar("bin"))
     lengths = [n for n, _ in binned]
     if on_binned:
-        options = {**options, **(on_binned(lengths, sum(inside for _, inside in binned)) or {})}
+        options = dataclasses.replace(options, **(on_binned(lengths, sum(inside for _, inside in binned)) or {}))
     seg_client = client if network_on_client else None
     threads = None
     if seg_client is not None:

@@ -26,7 +26,7 @@ from gsn_spatial._constants import Defaults
 from gsn_spatial.core.metrics.matching import mean_best_iou, overlap_table
 from gsn_spatial.core.network.tiling import predict_maps
 from gsn_spatial.core.network.unet import GeneSegNet
-from gsn_spatial.core.slide.blocks import segment_array
+from gsn_spatial.core.slide.blocks import WindowOptions, segment_array
 from gsn_spatial.core.train.fit import Augmentation, LossWeights, TrainingSample, fit
 from gsn_spatial.core.train.levelset import refine_labels
 
@@ -217,11 +217,10 @@ def recursive_training(
     if predict is None:
 
         def predict(net: GeneSegNet) -> np.ndarray:
-            return segment_array(
-                inputs, net, block_size=Defaults.BLOCK_SIZE, halo=Defaults.BLOCK_HALO, tile_size=None, device=device,
-                autocast_dtype=autocast_dtype,
-                decode_kwargs={"min_area": min_area},
-            )  # fmt: skip
+            options = WindowOptions(
+                tile_size=None, device=device, autocast_dtype=autocast_dtype, decode={"min_area": min_area}
+            )
+            return segment_array(inputs, net, block_size=Defaults.BLOCK_SIZE, halo=Defaults.BLOCK_HALO, options=options)
 
     initial_state = copy.deepcopy(network.state_dict())
     good_state = copy.deepcopy(initial_state)
