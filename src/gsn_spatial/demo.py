@@ -66,25 +66,16 @@ def run(out: Path, *, size: int = 1024, seed: int = 2026) -> dict[str, dict[floa
 
     fig, axes = plt.subplots(1, 2, figsize=(14, 7))
     win = (0, min(size, 200), 0, min(size, 200))
-    gsn.pl.segmentation_overlay(
-        sdata,
-        labels_key="gsn_labels",
-        reference_key="cells",
-        points_key="transcripts",
-        window=win,
-        ax=axes[0],
-        point_size=4,
-        title="GeneSegNet (yellow) vs truth (cyan)",
+    panels = (
+        ("gsn_labels", "GeneSegNet (yellow) vs truth (cyan)", 4.0),
+        ("baseline_expanded", "nucleus expansion (yellow) vs truth (cyan)", None),
     )
-    gsn.pl.segmentation_overlay(
-        sdata,
-        labels_key="baseline_expanded",
-        reference_key="cells",
-        points_key="transcripts",
-        window=win,
-        ax=axes[1],
-        title="nucleus expansion (yellow) vs truth (cyan)",
-    )
+    for ax, (key, title, point_size) in zip(axes, panels, strict=True):
+        extra = {"point_size": point_size} if point_size is not None else {}
+        gsn.pl.segmentation_overlay(
+            sdata, labels_key=key, reference_key="cells", points_key="transcripts", window=win, ax=ax, title=title,
+            **extra,
+        )  # fmt: skip
     fig.tight_layout()
     png = out / "demo_overlay.png"
     fig.savefig(png, dpi=110)

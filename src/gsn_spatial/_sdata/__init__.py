@@ -21,7 +21,7 @@ from gsn_spatial._sdata.frames import (
 )
 from gsn_spatial._sdata.images import ArrayWindows, scale0, select_channel
 from gsn_spatial._sdata.keys import ELEMENT_KINDS, check_new_keys, quiet_ome_zarr, resolve_gene_key, resolve_key
-from gsn_spatial._sdata.points import PointsInPixels, PointsPartitions, read_points
+from gsn_spatial._sdata.points import PointsInPixels, PointsPartitions, read_points, transcripts_element
 from gsn_spatial._sdata.store import reload_from_store, store_elements
 
 __all__ = [
@@ -47,5 +47,6 @@ __all__ = [
     "scaled_affine",
     "select_channel",
     "store_elements",
+    "transcripts_element",
     "transformations",
 ]

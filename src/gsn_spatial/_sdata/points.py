@@ -88,3 +88,13 @@ class PointsPartitions:
             raise ValueError(f"Points {self.points_key!r} have NaN or infinite coordinates; drop those rows first.")
         codes = part[self.gene_key].cat.codes.to_numpy().astype(np.int32)
         return xy @ self.to_pixels[:2, :2].T + self.to_pixels[:2, 2], codes
+
+
+def transcripts_element(frame: pd.DataFrame, transformations: dict[str, Any], *, chunksize: int) -> Any:
+    """A points element of transcripts from a frame with ``x``, ``y`` and a categorical ``gene`` column."""
+    from spatialdata.models import PointsModel
+
+    return PointsModel.parse(
+        frame, coordinates={"x": "x", "y": "y"}, feature_key="gene", transformations=transformations,
+        chunksize=chunksize,
+    )  # fmt: skip

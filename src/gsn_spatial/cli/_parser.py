@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from gsn_spatial._constants import Keys, run_keys
+from gsn_spatial.models import DEFAULT_MODEL
 
 PROG = "gsn"
 
@@ -73,6 +74,10 @@ def _inputs(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _model_arg(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--model", default=None, metavar="MODEL", help=f"{what} (default: '{DEFAULT_MODEL}')")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``gsn`` (also used to render the CLI reference)."""
     from gsn_spatial import __version__
@@ -95,12 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _store_arg(p)
     _inputs(p)
-    p.add_argument(
-        "--model",
-        default=None,
-        metavar="MODEL",
-        help="shipped model name or path to a .pt file (default: 'generalist')",
-    )
+    _model_arg(p, "shipped model name or path to a .pt file")
     g = p.add_argument_group("outputs")
     g.add_argument(
         "--labels-key-added",
@@ -166,12 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels-key", required=True, metavar="KEY", help="labels element with the initial (noisy) cells")
     p.add_argument("--out", type=Path, required=True, help="where to save the trained model (.pt)")
     _inputs(p)
-    p.add_argument(
-        "--model",
-        default=None,
-        metavar="MODEL",
-        help="starting model: shipped name or .pt path (default: 'generalist')",
-    )
+    _model_arg(p, "starting model: shipped name or .pt path")
     g = p.add_argument_group("training")
     g.add_argument("--max-rounds", type=_positive_int, default=3, help="recursive rounds (default: 3)")
     g.add_argument("--epochs", type=_positive_int, default=10, help="epochs per round (default: 10)")

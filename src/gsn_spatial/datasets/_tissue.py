@@ -7,9 +7,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from spatialdata import SpatialData
-from spatialdata.models import Image2DModel, Labels2DModel, PointsModel
+from spatialdata.models import Image2DModel, Labels2DModel
 from spatialdata.transformations import Identity, Scale, Sequence, Translation
 
+from gsn_spatial import _sdata
 from gsn_spatial.core.simulate.tissue import simulate_tissue
 
 
@@ -140,13 +141,7 @@ def synthetic_tissue(
             "cell_id": t.cell_id.astype(np.int64),
         }
     )
-    points = PointsModel.parse(
-        frame,
-        coordinates={"x": "x", "y": "y"},
-        feature_key="gene",
-        transformations=points_tf,
-        chunksize=points_chunksize,
-    )
+    points = _sdata.transcripts_element(frame, points_tf, chunksize=points_chunksize)
     return SpatialData(
         images={"dapi": image}, labels={"cells": cells, "nuclei": nuclei}, points={"transcripts": points}
     )

@@ -7,8 +7,10 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 from spatialdata import SpatialData
-from spatialdata.models import Image2DModel, Labels2DModel, PointsModel
+from spatialdata.models import Image2DModel, Labels2DModel
 from spatialdata.transformations import Identity, Scale, Sequence, Translation
+
+from gsn_spatial import _sdata
 
 
 def _xy(values: tuple[float, float], name: str) -> tuple[float, float]:
@@ -188,11 +190,5 @@ def from_image_and_transcripts(
     )
     for col in extra_columns or []:
         frame[col] = transcripts[col].to_numpy()
-    points = PointsModel.parse(
-        frame,
-        coordinates={"x": "x", "y": "y"},
-        feature_key="gene",
-        transformations=points_tf,
-        chunksize=points_chunksize,
-    )
+    points = _sdata.transcripts_element(frame, points_tf, chunksize=points_chunksize)
     return SpatialData(images=images, labels=labels_elements, points={points_key: points})
