@@ -74,11 +74,14 @@ def _assigned(sdata, labels_key: str, assignment: str = "mask", pixel_size: floa
 # --- simulator ------------------------------------------------------------------------------------------------
 
 
-def sim_scores(seed: int, pixel_size: float, *, size_um: float = 256.0, model=None) -> dict:
+def sim_scores(
+    seed: int, pixel_size: float, *, size_um: float = 256.0, model=None, transcripts_per_cell: float = 80.0
+) -> dict:
     side = round(size_um / 0.5)
     sdata = gsn.datasets.synthetic_tissue(
-        (side, side), seed=seed, imaged_at=pixel_size, global_frame="pixels", microns_system=False
-    )
+        (side, side), seed=seed, imaged_at=pixel_size, global_frame="pixels", microns_system=False,
+        transcripts_per_cell=transcripts_per_cell,
+    )  # fmt: skip
     truth = np.asarray(sdata.labels["cells"].data)
     true_tx = sdata.points["transcripts"]["cell_id"].compute().to_numpy()
     gsn.tl.segment(sdata, model=model)
@@ -297,6 +300,8 @@ def main() -> None:
     ap.add_argument("--parts", nargs="+", default=["sim", "dsb", "xenium", "cosmx"])
     ap.add_argument("--n-sim", type=int, default=2, help="test seeds per pixel size")
     ap.add_argument("--size-um", type=float, default=256.0)
+    ap.add_argument("--transcripts-per-cell", type=float, default=80.0, help="simulator density (default 80: 1x)")
+    ap.add_argument("--pixel-sizes", type=float, nargs="+", default=list(PIXEL_SIZES))
     ap.add_argument("--n-dsb", type=int, default=0, help="held-out DSB images (0: all)")
     ap.add_argument("--adapt", action="store_true", help="also score models adapted to each crop by gsn.tl.train")
     ap.add_argument("--json", default=None, help="also write the results here")
@@ -312,10 +317,12 @@ def main() -> None:
             "best expansion tx | best expansion tx, expression pass | s |"
         )
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-        for p in PIXEL_SIZES:
+        for p in args.pixel_sizes:
             for seed in list(heldout.SIM_TEST_SEEDS)[: args.n_sim]:
                 t0 = time.perf_counter()
-                r = sim_scores(seed, p, size_um=args.size_um, model=model)
+                r = sim_scores(
+                    seed, p, size_um=args.size_um, model=model, transcripts_per_cell=args.transcripts_per_cell
+                )
                 r["seconds"] = time.perf_counter() - t0
                 rows.append(r)
                 print(

@@ -8,6 +8,7 @@ from typing import Any
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
+from spatialdata.models import PointsModel
 
 
 @dataclass
@@ -92,8 +93,6 @@ class PointsPartitions:
 
 def transcripts_element(frame: pd.DataFrame, transformations: dict[str, Any], *, chunksize: int) -> Any:
     """A points element of transcripts from a frame with ``x``, ``y`` and a categorical ``gene`` column."""
-    from spatialdata.models import PointsModel
-
     return PointsModel.parse(
         frame, coordinates={"x": "x", "y": "y"}, feature_key="gene", transformations=transformations,
         chunksize=chunksize,

@@ -129,7 +129,7 @@ def segment(
         outside every cell), where the transcript goes to the nearby cell
         whose expression profile best explains its gene, discounted by
         distance (:mod:`gsn_spatial.core.assign.expression`; on held-out simulated
-        tissue +0.06 transcript accuracy over the mask, docs/models.md).
+        tissue +0.068 to +0.083 transcript accuracy over the mask, docs/models.md).
         A transcript can so be counted in a cell whose mask is up to 2 um
         away. ``"mask"``: strictly the cell under the transcript.
     table_annotates

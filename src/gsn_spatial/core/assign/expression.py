@@ -14,9 +14,8 @@ transcripts of the slide's gene frequencies), ``d`` the distance from the
 transcript to the nearest sampled pixel of ``c`` (0 for the cell under it) and
 ``length`` how fast the spatial prior decays. An unassigned transcript scores
 ``log p(gene)`` for staying unassigned (ambient RNA follows the slide's gene
-frequencies). One pass, from the mask's profiles: a second pass with updated
-profiles added 0.001-0.003 transcript accuracy on simulated tissue
-(``benchmarks/reassign.py``), not worth a second read of the slide.
+frequencies). One pass, from the mask's profiles (a second pass with updated
+profiles would read the slide again; it was not measured).
 
 This is the idea of pciSeq and Baysor (a transcript goes to the cell whose
 expression fits it) restricted to the boundary zone of cells that the network
@@ -25,10 +24,13 @@ already found, so it needs no single-cell reference and never creates cells.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+
+from gsn_spatial.core.assign.counts import lookup_cells
 
 #: Samples per side of the square grid of offsets around a transcript (the disc inside it is used).
 GRID_SIDE = 9
@@ -55,7 +57,11 @@ class ExpressionProfiles:
         cls, cell_ids: np.ndarray, counts: sp.spmatrix, *, unassigned_by_gene: np.ndarray | None = None,
         pseudocount: float = 10.0,
     ) -> ExpressionProfiles:  # fmt: skip
-        """Profiles from a cell x gene count matrix; gene frequencies over all transcripts (+1 each)."""
+        """Profiles from a cell x gene count matrix.
+
+        Gene frequencies are over the counted transcripts plus ``unassigned_by_gene``
+        when given (+1 per gene, so none is zero).
+        """
         counts = sp.csr_matrix(counts, dtype=np.float64)
         per_gene = np.asarray(counts.sum(axis=0)).ravel() + 1.0
         if unassigned_by_gene is not None:
@@ -64,8 +70,9 @@ class ExpressionProfiles:
             raise ValueError(f"`pseudocount` must be positive, got {pseudocount}.")
         return cls(np.asarray(cell_ids), counts, per_gene / per_gene.sum(), float(pseudocount))
 
-    @property
+    @functools.cached_property
     def totals(self) -> np.ndarray:
+        """Transcripts per cell (computed once, not per chunk of points)."""
         return np.asarray(self.counts.sum(axis=1)).ravel()
 
     def log_likelihood(self, cells: np.ndarray, genes: np.ndarray, own: np.ndarray) -> np.ndarray:
@@ -97,8 +104,7 @@ def neighbour_cells(labels: np.ndarray, points_xy: np.ndarray, radius: float) ->
     other cells in order of distance to their nearest sampled pixel (offsets on
     a ``GRID_SIDE`` grid over the disc, so the resolution is ``radius / 4``
     whatever the pixel size); unused slots hold cell 0 at infinite distance.
-    Offsets are visited nearest first, each a vectorised lookup (a sort of all
-    (point, cell) pairs was 13x slower, 5.5 s against 0.41 s for 140 k points).
+    Offsets are visited nearest first, each one vectorised lookup of all points.
 
     Examples
     --------
@@ -112,31 +118,19 @@ def neighbour_cells(labels: np.ndarray, points_xy: np.ndarray, radius: float) ->
     n = len(points_xy)
     cells = np.zeros((n, MAX_CANDIDATES), dtype=np.int64)
     distance = np.full((n, MAX_CANDIDATES), np.inf)
-    cells[:, 0] = _lookup(
-        labels, np.floor(points_xy[:, 1]).astype(np.int64), np.floor(points_xy[:, 0]).astype(np.int64)
-    )
+    cells[:, 0] = lookup_cells(labels, points_xy)
     distance[:, 0] = 0.0
     used = np.ones(n, dtype=np.int64)
     rows = np.arange(n)
     for k in order:
         dx, dy = offsets[k]
-        found = _lookup(
-            labels, np.floor(points_xy[:, 1] + dy).astype(np.int64), np.floor(points_xy[:, 0] + dx).astype(np.int64)
-        )
+        found = lookup_cells(labels, points_xy + (dx, dy)).astype(np.int64)
         new = (found > 0) & (used < MAX_CANDIDATES) & ~(cells == found[:, None]).any(axis=1)
         r, slot = rows[new], used[new]
         cells[r, slot] = found[new]
         distance[r, slot] = dist[k]
         used[new] += 1
     return cells, distance
-
-
-def _lookup(labels: np.ndarray, row: np.ndarray, col: np.ndarray) -> np.ndarray:
-    h, w = labels.shape
-    inside = (row >= 0) & (row < h) & (col >= 0) & (col < w)
-    out = np.zeros(len(row), dtype=np.int64)
-    out[inside] = labels[row[inside], col[inside]]
-    return out
 
 
 def reassign_by_expression(
