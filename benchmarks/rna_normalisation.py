@@ -23,7 +23,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from gsn_spatial.core.rna.density import density_level, rna_density_window, transcript_density
-from gsn_spatial.core.simulate.tissue import simulate_tissue
+from gsn_spatial.core.simulate.tissue import TissueParameters, simulate_tissue
 
 PIXEL_SIZE = 0.5
 FACTORS = (0.2, 1.0, 5.0)
@@ -51,7 +51,7 @@ def main() -> None:
     rows: dict[str, list[tuple[float, float, float]]] = {}
     rng = np.random.default_rng(0)
     for f in FACTORS:
-        t = simulate_tissue((768, 768), seed=77, cell_diameter_px=28, transcripts_per_cell=80 * f)
+        t = simulate_tissue((768, 768), TissueParameters(cell_diameter_px=28, transcripts_per_cell=80 * f), seed=77)
         inside = t.cells > 0
         # Gap pixels: background at least 2 px from any cell, as the sampling of cell pixels.
         pick_in = rng.choice(np.flatnonzero(inside), 20000)

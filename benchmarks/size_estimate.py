@@ -25,7 +25,7 @@ import numpy as np
 from skimage.transform import rescale
 
 from gsn_spatial.core.image import size as size
-from gsn_spatial.core.simulate.tissue import simulate_tissue
+from gsn_spatial.core.simulate.tissue import TissueParameters, simulate_tissue
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".." / "shared" / "data" / "dsb2018_stage1_fluorescence"
@@ -132,7 +132,7 @@ def simulator() -> None:
     print("| cell_diameter_px | truth | estimate | rel err | s |")
     print("| --- | --- | --- | --- | --- |")
     for cell in (14.0, 28.0, 56.0):
-        sim = simulate_tissue((768, 768), seed=1, cell_diameter_px=cell)
+        sim = simulate_tissue((768, 768), TissueParameters(cell_diameter_px=cell), seed=1)
         truth = median_diameter(sim.nuclei)
         t = time.perf_counter()
         est = estimate_or_nan(sim.image)
@@ -141,7 +141,7 @@ def simulator() -> None:
 
 
 def windows() -> None:
-    sim = simulate_tissue((4096, 4096), seed=2, cell_diameter_px=28.0)
+    sim = simulate_tissue((4096, 4096), TissueParameters(cell_diameter_px=28.0), seed=2)
     truth = median_diameter(sim.nuclei)
     t = time.perf_counter()
     est = size.estimate_nucleus_diameter_windows(

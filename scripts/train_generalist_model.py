@@ -49,8 +49,8 @@ from gsn_spatial.core.metrics.matching import match_scores, mean_best_iou  # noq
 from gsn_spatial.core.network.tiling import predict_maps  # noqa: E402
 from gsn_spatial.core.network.unet import NetworkConfig  # noqa: E402
 from gsn_spatial.core.rna.density import rna_density_window, rna_map_settings  # noqa: E402
-from gsn_spatial.core.simulate.tissue import simulate_tissue  # noqa: E402
-from gsn_spatial.core.train.fit import Augmentation, TrainingSample, fit  # noqa: E402
+from gsn_spatial.core.simulate.tissue import TissueParameters, simulate_tissue  # noqa: E402
+from gsn_spatial.core.train.fit import Augmentation, FitOptions, TrainingSample, fit  # noqa: E402
 from gsn_spatial.models import GeneSegModel, InputSpec  # noqa: E402
 from gsn_spatial.models import load as load_model  # noqa: E402
 
@@ -102,7 +102,7 @@ def simulator_samples(seeds, spec: InputSpec, rng: np.random.Generator):
     out = []
     for s in seeds:
         shape, params = simulator_params(rng)
-        t = simulate_tissue(shape, seed=int(s), **params)
+        t = simulate_tissue(shape, TissueParameters(**params), seed=int(s))
         if t.cells.max() == 0:
             continue
         inputs = np.stack([normalised(t.image, spec), rna_map(t.points_xy, t.image.shape, spec)])
@@ -227,11 +227,13 @@ def main() -> None:
     result = fit(
         model.network,
         samples,
-        epochs=args.epochs,
-        steps_per_epoch=args.steps_per_epoch,
-        batch_size=args.batch_size,
-        patch_size=args.patch_size,
-        augmentation=Augmentation.stain_looks(),
+        FitOptions(
+            epochs=args.epochs,
+            steps_per_epoch=args.steps_per_epoch,
+            batch_size=args.batch_size,
+            patch_size=args.patch_size,
+            augmentation=Augmentation.stain_looks(),
+        ),
         autocast_dtype=torch.bfloat16 if args.bf16 else None,
         checkpoint=args.checkpoint,
     )

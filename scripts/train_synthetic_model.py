@@ -34,8 +34,8 @@ from gsn_spatial.core.metrics.matching import match_scores
 from gsn_spatial.core.network.tiling import predict_maps
 from gsn_spatial.core.network.unet import NetworkConfig
 from gsn_spatial.core.rna.density import rna_density_window, rna_map_settings
-from gsn_spatial.core.simulate.tissue import simulate_tissue
-from gsn_spatial.core.train.fit import TrainingSample, fit
+from gsn_spatial.core.simulate.tissue import TissueParameters, simulate_tissue
+from gsn_spatial.core.train.fit import FitOptions, TrainingSample, fit
 from gsn_spatial.models import GeneSegModel, InputSpec
 from gsn_spatial.models import load as load_model
 
@@ -104,7 +104,7 @@ def main() -> None:
     rng = np.random.default_rng(12345)
     samples, tissues = [], []
     for i in range(args.n_train):
-        t = simulate_tissue((args.size, args.size), seed=1000 + i, **tissue_params(rng))
+        t = simulate_tissue((args.size, args.size), TissueParameters(**tissue_params(rng)), seed=1000 + i)
         tissues.append(t)
         samples.append(TrainingSample(model_inputs(t, spec), t.cells))
     # The reference for estimating an input's pixel size: what the estimator itself measures on the training
@@ -121,16 +121,13 @@ def main() -> None:
     result = fit(
         model.network,
         samples,
-        epochs=args.epochs,
-        steps_per_epoch=args.steps_per_epoch,
-        batch_size=args.batch_size,
-        patch_size=args.patch_size,
+        FitOptions(args.epochs, args.steps_per_epoch, args.batch_size, args.patch_size),
         autocast_dtype=torch.bfloat16 if args.bf16 else None,
     )
     scores = {}
     for factor in (0.2, 1.0, 5.0):
         for i in range(3):
-            t = simulate_tissue((512, 512), seed=900 + i, transcripts_per_cell=80 * factor)
+            t = simulate_tissue((512, 512), TissueParameters(transcripts_per_cell=80 * factor), seed=900 + i)
             maps = predict_maps(model.network, model_inputs(t, spec))
             labels, _ = decode_cells(maps)
             f1 = (match_scores(t.cells, labels).f1, match_scores(t.cells, labels, threshold=0.75).f1)

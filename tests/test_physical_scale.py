@@ -141,11 +141,11 @@ def test_warning_when_the_transformations_suggest_another_scale(caplog):
 def test_density_normalised_rna_map_reads_the_same_at_any_density():
     """In cells the map reads about 0.5 at 0.2x, 1x and 5x the default density (the clipped sum: 0.33 to 1.00)."""
     from gsn_spatial.core.rna.density import rna_density_window, rna_map_settings
-    from gsn_spatial.core.simulate.tissue import simulate_tissue
+    from gsn_spatial.core.simulate.tissue import TissueParameters, simulate_tissue
 
     means = []
     for factor in (0.2, 1.0, 5.0):
-        t = simulate_tissue((384, 384), seed=77, transcripts_per_cell=80 * factor)
+        t = simulate_tissue((384, 384), TissueParameters(transcripts_per_cell=80 * factor), seed=77)
         sigma, level, _ = rna_map_settings(t.points_xy, t.image.shape, pixel_size=0.5, sigma_um=1.5, norm="density")
         g = rna_density_window(t.points_xy, t.image.shape, sigma=sigma, level=level, method="binned")
         means.append(float(g[t.cells > 0].mean()))

@@ -8,8 +8,9 @@ import gsn_spatial as gsn
 from gsn_spatial.core.metrics.matching import mean_best_iou
 from gsn_spatial.core.network.unet import NetworkConfig
 from gsn_spatial.core.simulate.tissue import simulate_tissue
+from gsn_spatial.core.train.fit import FitOptions
 from gsn_spatial.core.train.levelset import refine_cell, refine_labels
-from gsn_spatial.core.train.recursive import recursive_training, split_regions
+from gsn_spatial.core.train.recursive import TrainingOptions, recursive_training, split_regions
 from gsn_spatial.models import GeneSegModel, InputSpec
 
 TINY = dict(max_rounds=2, epochs=1, steps_per_epoch=2, patch_size=64, batch_size=2, device="cpu")
@@ -64,13 +65,15 @@ def test_recursion_stops_when_labels_converge():
     """With an oracle network that predicts the current labels perfectly, round 1 already agrees."""
     t = simulate_tissue((128, 128), seed=2)
     inputs = np.stack([t.image / t.image.max(), np.zeros(t.image.shape)]).astype(np.float32)
-    kwargs = dict(max_rounds=3, epochs=1, steps_per_epoch=1, patch_size=64, batch_size=2, val_fraction=0)
-    kwargs |= dict(predict=lambda net: t.cells.astype(np.int64), keep_missed=False, level_set=False)
+    fit_options = FitOptions(epochs=1, steps_per_epoch=1, patch_size=64, batch_size=2)
+    kwargs = dict(max_rounds=3, fit=fit_options, val_fraction=0, keep_missed=False, level_set=False)
+    oracle = dict(predict=lambda net: t.cells.astype(np.int64))
     hist, per_round = recursive_training(
-        _tiny_model().network, inputs, t.cells.astype(np.int64), iou_stop=0.93, **kwargs
+        _tiny_model().network, inputs, t.cells.astype(np.int64), TrainingOptions(iou_stop=0.93, **kwargs), **oracle
     )
     assert len(hist) == 1 and hist[0].iou_to_previous > 0.93
-    hist, _ = recursive_training(_tiny_model().network, inputs, t.cells.astype(np.int64), iou_stop=1.0, **kwargs)
+    options = TrainingOptions(iou_stop=1.0, **kwargs)
+    hist, _ = recursive_training(_tiny_model().network, inputs, t.cells.astype(np.int64), options, **oracle)
     assert [r.round for r in hist] == [1, 2, 3]
 
 
@@ -162,11 +165,11 @@ def test_degenerate_round_is_rejected_and_the_last_good_model_kept():
     inputs = np.stack([t.image / t.image.max(), np.zeros(t.image.shape)]).astype(np.float32)
     net = _tiny_model().network
     start = {k: v.clone() for k, v in net.state_dict().items()}
+    fit_options = FitOptions(epochs=1, steps_per_epoch=2, patch_size=64, batch_size=2)
+    options = TrainingOptions(max_rounds=3, fit=fit_options, val_fraction=0, keep_missed=False, level_set=False)
     hist, per_round = recursive_training(
-        net, inputs, t.cells.astype(np.int64), max_rounds=3, epochs=1, steps_per_epoch=2, patch_size=64,
-        batch_size=2, val_fraction=0, keep_missed=False, level_set=False,
-        predict=lambda net: np.zeros(t.cells.shape, np.int64),
-    )  # fmt: skip
+        net, inputs, t.cells.astype(np.int64), options, predict=lambda net: np.zeros(t.cells.shape, np.int64)
+    )
     assert len(hist) == 1 and not hist[0].accepted and hist[0].n_cells_out == 0
     assert per_round == []
     for k, v in net.state_dict().items():

@@ -10,8 +10,8 @@ import torch
 
 import gsn_spatial as gsn
 from gsn_spatial.core.network.unet import GeneSegNet, NetworkConfig
-from gsn_spatial.core.simulate.tissue import simulate_tissue
-from gsn_spatial.core.train.fit import Augmentation, TrainingSample, augment_image, fit, sample_batch
+from gsn_spatial.core.simulate.tissue import TissueParameters, simulate_tissue
+from gsn_spatial.core.train.fit import Augmentation, FitOptions, TrainingSample, augment_image, fit, sample_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -20,14 +20,14 @@ import heldout  # noqa: E402
 
 def test_dim_nuclei_are_dim_and_the_default_tissue_is_unchanged():
     a = simulate_tissue((160, 160), seed=4)
-    b = simulate_tissue((160, 160), seed=4, dim_nucleus_fraction=0.0)
+    b = simulate_tissue((160, 160), TissueParameters(dim_nucleus_fraction=0.0), seed=4)
     assert np.array_equal(a.image, b.image) and np.array_equal(a.points_xy, b.points_xy)
-    dim = simulate_tissue((160, 160), seed=4, dim_nucleus_fraction=1.0)
+    dim = simulate_tissue((160, 160), TissueParameters(dim_nucleus_fraction=1.0), seed=4)
     assert np.array_equal(dim.cells, a.cells)  # the same cells, only their stain changes
     inside = a.nuclei > 0
     assert dim.image[inside].mean() < 0.6 * a.image[inside].mean()
     with pytest.raises(ValueError, match="dim_nucleus_fraction"):
-        simulate_tissue((64, 64), dim_nucleus_fraction=1.5)
+        TissueParameters(dim_nucleus_fraction=1.5)
 
 
 def test_stain_looks_stay_in_range_and_vary():
@@ -57,8 +57,8 @@ def test_sample_weight_sets_how_often_a_sample_is_drawn():
 
 
 def _fit(net, samples, checkpoint=None, on_epoch=None):
-    return fit(net, samples, epochs=3, steps_per_epoch=2, batch_size=2, patch_size=32, checkpoint=checkpoint,
-               on_epoch=on_epoch)  # fmt: skip
+    options = FitOptions(epochs=3, steps_per_epoch=2, batch_size=2, patch_size=32)
+    return fit(net, samples, options, checkpoint=checkpoint, on_epoch=on_epoch)
 
 
 def test_fit_resumes_from_its_checkpoint_exactly(tmp_path):
@@ -92,7 +92,8 @@ def test_fit_resumes_from_its_checkpoint_exactly(tmp_path):
     for k, v in whole.state_dict().items():
         assert torch.equal(v, resumed.state_dict()[k]), k
     with pytest.raises(ValueError, match="steps"):
-        fit(GeneSegNet(config), samples, epochs=5, steps_per_epoch=2, batch_size=2, patch_size=32, checkpoint=ckpt)
+        longer = FitOptions(epochs=5, steps_per_epoch=2, batch_size=2, patch_size=32)
+        fit(GeneSegNet(config), samples, longer, checkpoint=ckpt)
 
 
 def test_held_out_splits_are_disjoint_and_fixed():

@@ -12,7 +12,7 @@ from spatialdata import SpatialData
 from spatialdata.models import Image2DModel, Labels2DModel, PointsModel
 from spatialdata.transformations import Identity, Scale, Sequence, Translation
 
-from gsn_spatial.core.simulate.tissue import simulate_tissue
+from gsn_spatial.core.simulate.tissue import TissueParameters, simulate_tissue
 
 
 def write_synthetic_slide(
@@ -101,12 +101,8 @@ def write_synthetic_slide(
             iterator = tqdm(tiles, desc="simulate")
         for i, (y0, x0) in enumerate(iterator):
             th, tw = min(tile_size, h - y0), min(tile_size, w - x0)
-            t = simulate_tissue(
-                (th, tw),
-                seed=seed * 1_000_003 + i,
-                cell_diameter_px=14.0 / pixel_size,
-                transcripts_per_cell=transcripts_per_cell,
-            )
+            params = TissueParameters(cell_diameter_px=14.0 / pixel_size, transcripts_per_cell=transcripts_per_cell)
+            t = simulate_tissue((th, tw), params, seed=seed * 1_000_003 + i)
             genes = t.gene_names
             image[y0 : y0 + th, x0 : x0 + tw] = t.image
             cells[y0 : y0 + th, x0 : x0 + tw] = np.where(t.cells > 0, t.cells + np.uint32(next_id), 0)

@@ -11,7 +11,7 @@ from spatialdata.models import Image2DModel, Labels2DModel
 from spatialdata.transformations import Identity, Scale, Sequence, Translation
 
 from gsn_spatial import _sdata
-from gsn_spatial.core.simulate.tissue import simulate_tissue
+from gsn_spatial.core.simulate.tissue import TissueParameters, simulate_tissue
 
 
 def synthetic_tissue(
@@ -22,10 +22,10 @@ def synthetic_tissue(
     origin_um: tuple[float, float] = (1250.0, 830.0),
     cell_diameter_um: float = 14.0,
     density: float = 0.85,
-    n_genes: int = 40,
-    n_cell_types: int = 5,
     transcripts_per_cell: float = 80.0,
     background_fraction: float = 0.05,
+    n_genes: int = 40,
+    n_cell_types: int = 5,
     noise: float = 0.05,
     points_chunksize: int = 50_000,
     imaged_at: float | None = None,
@@ -53,12 +53,12 @@ def synthetic_tissue(
         Mean cell diameter in microns.
     density
         Fraction of lattice sites that hold a cell (lower: more gaps).
-    n_genes, n_cell_types
-        Gene panel size and number of cell types.
     transcripts_per_cell
         Mean transcripts of a cell of mean size.
     background_fraction
         Fraction of ambient transcripts.
+    n_genes, n_cell_types
+        Gene panel size and number of cell types.
     noise
         Image read noise relative to nucleus brightness.
     points_chunksize
@@ -103,9 +103,7 @@ def synthetic_tissue(
         raise ValueError(f"`imaged_at` must be positive, got {imaged_at}.")
     if global_frame not in ("pixels", "microns"):
         raise ValueError(f"`global_frame` must be 'pixels' or 'microns', got {global_frame!r}.")
-    t = simulate_tissue(
-        shape,
-        seed=seed,
+    params = TissueParameters(
         cell_diameter_px=cell_diameter_um / pixel_size,
         density=density,
         n_genes=n_genes,
@@ -114,6 +112,7 @@ def synthetic_tissue(
         background_fraction=background_fraction,
         noise=noise,
     )
+    t = simulate_tissue(shape, params, seed=seed)
     xy_um = t.points_xy * pixel_size + np.array(origin_um)
     image_px, cells_px, nuclei_px = t.image, t.cells, t.nuclei
     if imaged_at is not None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime
 import logging
-import math
 import re
 from pathlib import Path
 
@@ -20,8 +20,8 @@ from gsn_spatial._settings import progress_bar, settings
 from gsn_spatial.core.network.device import resolve_device
 from gsn_spatial.core.rna.density import rna_density_window
 from gsn_spatial.core.slide.blocks import WindowOptions, segment_array
-from gsn_spatial.core.train.fit import LossWeights
-from gsn_spatial.core.train.recursive import RoundRecord, recursive_training, split_regions
+from gsn_spatial.core.train.fit import FitOptions, LossWeights
+from gsn_spatial.core.train.recursive import RoundRecord, TrainingOptions, recursive_training, steps_per_pass
 from gsn_spatial.models import GeneSegModel
 from gsn_spatial.tl._inputs import check_pixel_size, resolve_inputs, resolve_model
 
@@ -62,11 +62,11 @@ def train(
     sdata: SpatialData,
     *,
     labels_key: str,
+    model: GeneSegModel | str | Path | None = None,
     image_key: str | None = None,
     points_key: str | None = None,
     gene_key: str | None = None,
     image_channel: int | str | None = None,
-    model: GeneSegModel | str | Path | None = None,
     pixel_size: float | None = None,
     max_rounds: int = 3,
     epochs: int = 10,
@@ -113,14 +113,14 @@ def train(
         SpatialData object with the image, the transcripts and the labels.
     labels_key
         Labels element with the initial (noisy) cells, on the image's pixel grid.
-    image_key, points_key, gene_key, image_channel
-        As in :func:`gsn_spatial.tl.segment`.
     model
         Starting model: ``None`` fine-tunes a copy of the shipped default
         model; a :class:`~gsn_spatial.models.GeneSegModel`, shipped name or
         file starts from a copy of that model. The input settings (RNA map
         sigma, intensity percentiles) come with the model. The argument is
         never modified.
+    image_key, points_key, gene_key, image_channel
+        As in :func:`gsn_spatial.tl.segment`.
     pixel_size
         Microns per image pixel; default: found as in
         :func:`gsn_spatial.tl.segment`.
@@ -211,6 +211,17 @@ def train(
     if checkpoint_every is not None and (not isinstance(checkpoint_every, int) or checkpoint_every < 1):
         raise ValueError(f"`checkpoint_every` must be a positive integer, got {checkpoint_every!r}.")
     check_pixel_size(pixel_size)
+    options = TrainingOptions(  # validates the rounds' settings before any input is read
+        max_rounds=max_rounds,
+        iou_stop=iou_stop,
+        val_fraction=val_fraction,
+        warm_start=warm_start,
+        level_set=level_set,
+        level_set_image=level_set_image,
+        max_growth=max_growth,
+        keep_missed=keep_missed,
+        min_area=Defaults.MIN_AREA,  # as segment's default
+    )
     if resume and checkpoint_dir is None:
         raise ValueError("`resume=True` needs `checkpoint_dir`.")
     if refined_labels_key is not None:
@@ -231,10 +242,16 @@ def train(
         pixel_size=pixel_size,
     )
     labels = inputs.to_working(_labels_on_image_grid(sdata, labels_key, inputs.image_key, inputs.image_shape))
-    train_sl, _ = split_regions(inputs.shape, val_fraction, patch_size)
-    train_pixels = (train_sl[0].stop - train_sl[0].start) * (train_sl[1].stop - train_sl[1].start)
-    if steps_per_epoch is None:
-        steps_per_epoch = max(1, math.ceil(train_pixels / patch_size**2 / batch_size))
+    fit_options = FitOptions(
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch or steps_per_pass(inputs.shape, val_fraction, patch_size, batch_size),
+        batch_size=batch_size,
+        patch_size=patch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        weights=loss_weights,
+    )
+    options = dataclasses.replace(options, fit=fit_options)
     rna_sigma, rna_level, per_um2 = inputs.rna_settings(spec)
     rna = rna_density_window(
         inputs.points.xy_pixels, inputs.shape, sigma=rna_sigma, level=rna_level, mode=spec.rna_mode,
@@ -264,20 +281,8 @@ def train(
         "rna_level": rna_level,
         "transcripts_per_um2": per_um2,
         "start_model": str(start.meta.get("name", "custom")),
-        "max_rounds": max_rounds,
-        "epochs": epochs,
-        "steps_per_epoch": steps_per_epoch,
-        "patch_size": patch_size,
-        "batch_size": batch_size,
-        "lr": lr,
-        "weight_decay": weight_decay,
-        "iou_stop": iou_stop,
-        "val_fraction": val_fraction,
-        "warm_start": warm_start,
-        "level_set": level_set,
-        "level_set_image": level_set_image,
-        "max_growth": max_growth,
-        "keep_missed": keep_missed,
+        **{k: v for k, v in dataclasses.asdict(fit_options).items() if k not in ("weights", "augmentation")},
+        **{k: v for k, v in dataclasses.asdict(options).items() if k != "fit"},
         "seed": seed,
         "device": str(torch_device),
         "precision": str(autocast).replace("torch.", "") if autocast else "float32",
@@ -309,37 +314,21 @@ def train(
             gsn_model.save(ckpt / f"round_{rnd + 1}_epoch_{epoch}.pt")
 
     progress = progress_bar("epochs")
-    min_area = Defaults.MIN_AREA  # as segment's default
 
     # segment's defaults: blocks, halo, one network pass per window and the model's decoding thresholds.
-    decode_kwargs = {"min_area": min_area, **base_decode}
+    decode_kwargs = {"min_area": options.min_area, **base_decode}
 
     def predict(network) -> np.ndarray:
-        options = WindowOptions(
+        window = WindowOptions(
             tile_size=None, batch_size=batch_size, device=torch_device, autocast_dtype=autocast, decode=decode_kwargs
         )
-        return segment_array(full, network, block_size=Defaults.BLOCK_SIZE, halo=Defaults.BLOCK_HALO, options=options)
+        return segment_array(full, network, block_size=Defaults.BLOCK_SIZE, halo=Defaults.BLOCK_HALO, options=window)
 
     hist, per_round = recursive_training(
         gsn_model.network,
         full,
         labels,
-        max_rounds=max_rounds,
-        epochs=epochs,
-        steps_per_epoch=steps_per_epoch,
-        patch_size=patch_size,
-        batch_size=batch_size,
-        lr=lr,
-        weight_decay=weight_decay,
-        loss_weights=loss_weights,
-        iou_stop=iou_stop,
-        val_fraction=val_fraction,
-        warm_start=warm_start,
-        level_set=level_set,
-        level_set_image=level_set_image,
-        max_growth=max_growth,
-        keep_missed=keep_missed,
-        min_area=min_area,
+        options,
         predict=predict,
         device=torch_device,
         autocast_dtype=autocast,

@@ -59,33 +59,12 @@ def _hex_seeds(rng: np.random.Generator, shape: tuple[int, int], spacing: float,
     return seeds
 
 
-def simulate_tissue(
-    shape: tuple[int, int] = (1024, 1024),
-    *,
-    seed: int = 0,
-    cell_diameter_px: float = 28.0,
-    density: float = 0.85,
-    n_genes: int = 40,
-    n_cell_types: int = 5,
-    transcripts_per_cell: float = 80.0,
-    background_fraction: float = 0.05,
-    noise: float = 0.05,
-    nucleus_fraction: float = 0.5,
-    max_elongation: float = 1.8,
-    cytoplasm_stain: float = 0.0,
-    dim_nucleus_fraction: float = 0.0,
-    blur_px: float = 1.2,
-    texture: float = 0.25,
-    texture_scale_px: float = 1.5,
-) -> SimulatedTissue:
-    """Simulate one tissue section.
+@dataclass(frozen=True)
+class TissueParameters:
+    """What a simulated tissue looks like; lengths in pixels of the simulated image.
 
-    Parameters
+    Attributes
     ----------
-    shape
-        Image size ``(height, width)`` in pixels.
-    seed
-        Seed of the random generator; the same seed gives the same tissue.
     cell_diameter_px
         Mean cell diameter in pixels.
     density
@@ -118,6 +97,57 @@ def simulate_tissue(
         Relative contrast and correlation length (pixels) of the chromatin
         texture inside nuclei.
 
+    Examples
+    --------
+    >>> TissueParameters(transcripts_per_cell=16.0).density
+    0.85
+    """
+
+    cell_diameter_px: float = 28.0
+    density: float = 0.85
+    n_genes: int = 40
+    n_cell_types: int = 5
+    transcripts_per_cell: float = 80.0
+    background_fraction: float = 0.05
+    noise: float = 0.05
+    nucleus_fraction: float = 0.5
+    max_elongation: float = 1.8
+    cytoplasm_stain: float = 0.0
+    dim_nucleus_fraction: float = 0.0
+    blur_px: float = 1.2
+    texture: float = 0.25
+    texture_scale_px: float = 1.5
+
+    def __post_init__(self) -> None:
+        if not (0 < self.density <= 1):
+            raise ValueError(f"`density` must be in (0, 1], got {self.density}.")
+        if not (0 <= self.background_fraction < 1):
+            raise ValueError(f"`background_fraction` must be in [0, 1), got {self.background_fraction}.")
+        if not (0 <= self.dim_nucleus_fraction <= 1):
+            raise ValueError(f"`dim_nucleus_fraction` must be in [0, 1], got {self.dim_nucleus_fraction}.")
+        if self.cell_diameter_px < 4:
+            raise ValueError(f"`cell_diameter_px` must be at least 4, got {self.cell_diameter_px}.")
+        if self.n_cell_types < 1 or self.n_genes < self.n_cell_types:
+            raise ValueError("Need at least one cell type and at least as many genes as cell types.")
+
+
+def simulate_tissue(
+    shape: tuple[int, int] = (1024, 1024),
+    params: TissueParameters | None = None,
+    *,
+    seed: int = 0,
+) -> SimulatedTissue:
+    """Simulate one tissue section.
+
+    Parameters
+    ----------
+    shape
+        Image size ``(height, width)`` in pixels.
+    params
+        The tissue's parameters (default: ``TissueParameters()``).
+    seed
+        Seed of the random generator; the same seed gives the same tissue.
+
     Returns
     -------
     SimulatedTissue
@@ -125,35 +155,26 @@ def simulate_tissue(
 
     Examples
     --------
-    >>> t = simulate_tissue((128, 128), seed=1)
+    >>> t = simulate_tissue((128, 128), TissueParameters(cell_diameter_px=20.0), seed=1)
     >>> t.image.dtype, int(t.cells.max()) > 5
     (dtype('uint16'), True)
     """
-    if not (0 < density <= 1):
-        raise ValueError(f"`density` must be in (0, 1], got {density}.")
-    if not (0 <= background_fraction < 1):
-        raise ValueError(f"`background_fraction` must be in [0, 1), got {background_fraction}.")
-    if not (0 <= dim_nucleus_fraction <= 1):
-        raise ValueError(f"`dim_nucleus_fraction` must be in [0, 1], got {dim_nucleus_fraction}.")
-    if cell_diameter_px < 4:
-        raise ValueError(f"`cell_diameter_px` must be at least 4, got {cell_diameter_px}.")
-    if n_cell_types < 1 or n_genes < n_cell_types:
-        raise ValueError("Need at least one cell type and at least as many genes as cell types.")
+    params = params or TissueParameters()
     rng = np.random.default_rng(seed)
     h, w = shape
-    spacing = cell_diameter_px * 0.92
+    spacing = params.cell_diameter_px * 0.92
 
     # --- cells: noisy weighted Voronoi of jittered hexagonal seeds -----------
     seeds = _hex_seeds(rng, shape, spacing, jitter=0.28)
-    seeds = seeds[rng.random(len(seeds)) < density]
-    radius = cell_diameter_px / 2 * rng.uniform(0.75, 1.3, size=len(seeds))
-    stretch = rng.uniform(1.0, max(1.0, max_elongation), size=len(seeds))
+    seeds = seeds[rng.random(len(seeds)) < params.density]
+    radius = params.cell_diameter_px / 2 * rng.uniform(0.75, 1.3, size=len(seeds))
+    stretch = rng.uniform(1.0, max(1.0, params.max_elongation), size=len(seeds))
     axis = rng.uniform(0, np.pi, size=len(seeds))
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     # Warp the coordinates with a smooth field: borders become irregular.
-    amp = 0.12 * cell_diameter_px
-    wy = yy + amp * _smooth_noise(rng, shape, cell_diameter_px / 3)
-    wx = xx + amp * _smooth_noise(rng, shape, cell_diameter_px / 3)
+    amp = 0.12 * params.cell_diameter_px
+    wy = yy + amp * _smooth_noise(rng, shape, params.cell_diameter_px / 3)
+    wx = xx + amp * _smooth_noise(rng, shape, params.cell_diameter_px / 3)
     tree = cKDTree(seeds)
     k = min(6, len(seeds))
     dist, idx = tree.query(np.stack([wy.ravel(), wx.ravel()], axis=1), k=k, workers=-1)
@@ -185,7 +206,7 @@ def simulate_tissue(
     cells = np.where(keep[pieces], cells, 0)
     # Drop slivers (cells cut by the image border or squeezed by neighbours).
     areas = np.bincount(cells.ravel())
-    min_area = 0.15 * np.pi * (cell_diameter_px / 2) ** 2
+    min_area = 0.15 * np.pi * (params.cell_diameter_px / 2) ** 2
     small = areas < min_area
     small[0] = False
     cells[small[cells]] = 0
@@ -207,7 +228,7 @@ def simulate_tissue(
     ang = rng.uniform(0, 2 * np.pi, n_cells)
     ny = np.concatenate([[0], cy + shift * np.sin(ang)])
     nx = np.concatenate([[0], cx + shift * np.cos(ang)])
-    size = nucleus_fraction * rng.uniform(0.85, 1.15, n_cells) * r_eff
+    size = params.nucleus_fraction * rng.uniform(0.85, 1.15, n_cells) * r_eff
     ecc = rng.uniform(0.7, 1.0, n_cells)
     a_ax = np.concatenate([[1], size / np.sqrt(ecc)])
     b_ax = np.concatenate([[1], size * np.sqrt(ecc)])
@@ -224,29 +245,29 @@ def simulate_tissue(
 
     # --- nucleus stain ----------------------------------------------------------
     brightness = np.concatenate([[0], rng.uniform(0.6, 1.0, n_cells)])
-    if dim_nucleus_fraction > 0:
+    if params.dim_nucleus_fraction > 0:
         # Drawn only when asked for, so that the default tissues stay what they were.
-        dim = rng.random(n_cells) < dim_nucleus_fraction
+        dim = rng.random(n_cells) < params.dim_nucleus_fraction
         gone = dim & (rng.random(n_cells) < 0.5)
         brightness[1:][dim] *= rng.uniform(0.1, 0.4, int(dim.sum()))
         brightness[1:][gone] = 0.0
-    grain = 1 + texture * _smooth_noise(rng, shape, texture_scale_px)
+    grain = 1 + params.texture * _smooth_noise(rng, shape, params.texture_scale_px)
     signal = (nuclei > 0) * brightness[nuclei] * grain
-    signal += cytoplasm_stain * (cells > 0)
-    signal = ndi.gaussian_filter(signal, sigma=blur_px) if blur_px > 0 else signal
+    signal += params.cytoplasm_stain * (cells > 0)
+    signal = ndi.gaussian_filter(signal, sigma=params.blur_px) if params.blur_px > 0 else signal
     photons = rng.poisson(np.clip(signal, 0, None) * 400) / 400
-    img = 0.03 + photons + noise * rng.standard_normal(shape)
+    img = 0.03 + photons + params.noise * rng.standard_normal(shape)
     image = np.clip(img * 3000 + 100, 0, 65535).astype(np.uint16)
 
     # --- transcripts --------------------------------------------------------------
-    cell_type = np.concatenate([[-1], rng.integers(0, n_cell_types, n_cells)])
-    base = rng.gamma(1.0, 1.0, size=(n_cell_types, n_genes)) * 0.2
-    markers = np.array_split(rng.permutation(n_genes), n_cell_types)
+    cell_type = np.concatenate([[-1], rng.integers(0, params.n_cell_types, n_cells)])
+    base = rng.gamma(1.0, 1.0, size=(params.n_cell_types, params.n_genes)) * 0.2
+    markers = np.array_split(rng.permutation(params.n_genes), params.n_cell_types)
     for t, genes in enumerate(markers):
         base[t, genes] += rng.gamma(2.0, 1.0, size=len(genes)) * 3
     profile = base / base.sum(axis=1, keepdims=True)
-    mean_area = np.pi * (cell_diameter_px / 2) ** 2
-    counts = rng.poisson(transcripts_per_cell * area[1:] / mean_area)
+    mean_area = np.pi * (params.cell_diameter_px / 2) ** 2
+    counts = rng.poisson(params.transcripts_per_cell * area[1:] / mean_area)
     flat = cells.ravel()
     order = np.argsort(flat, kind="stable")
     starts = np.searchsorted(flat[order], idx_all)
@@ -257,17 +278,17 @@ def simulate_tissue(
     xy_cells = np.stack([px, py], axis=1) + rng.random((len(pix), 2))
     gene_cells = np.zeros(len(pix), dtype=np.int64)
     tx_type = cell_type[owner_tx]
-    for t in range(n_cell_types):
+    for t in range(params.n_cell_types):
         sel = np.flatnonzero(tx_type == t)
-        gene_cells[sel] = rng.choice(n_genes, size=len(sel), p=profile[t])
-    n_bg = int(round(background_fraction / (1 - background_fraction) * len(pix)))
+        gene_cells[sel] = rng.choice(params.n_genes, size=len(sel), p=profile[t])
+    n_bg = int(round(params.background_fraction / (1 - params.background_fraction) * len(pix)))
     xy_bg = rng.random((n_bg, 2)) * np.array([w, h])
-    gene_bg = rng.integers(0, n_genes, n_bg)
+    gene_bg = rng.integers(0, params.n_genes, n_bg)
     points_xy = np.concatenate([xy_cells, xy_bg])
     gene = np.concatenate([gene_cells, gene_bg])
     cell_id = np.concatenate([owner_tx.astype(np.uint32), np.zeros(n_bg, dtype=np.uint32)])
     shuffle = rng.permutation(len(gene))
-    width = len(str(n_genes - 1))
+    width = len(str(params.n_genes - 1))
     return SimulatedTissue(
         image=image,
         cells=cells.astype(np.uint32),
@@ -275,7 +296,7 @@ def simulate_tissue(
         points_xy=points_xy[shuffle],
         gene=gene[shuffle],
         cell_id=cell_id[shuffle],
-        gene_names=[f"Gene{g:0{width}d}" for g in range(n_genes)],
+        gene_names=[f"Gene{g:0{width}d}" for g in range(params.n_genes)],
         cell_type=cell_type,
     )
 

@@ -246,18 +246,50 @@ class FitResult:
     losses: list[dict[str, float]] = field(default_factory=list)  # per epoch: train and val losses
 
 
+@dataclass(frozen=True)
+class FitOptions:
+    """What one :func:`fit` draws and how it steps.
+
+    Attributes
+    ----------
+    epochs, steps_per_epoch
+        ``epochs * steps_per_epoch`` optimiser steps.
+    batch_size, patch_size
+        Patches per step and their side in (working) pixels.
+    lr, weight_decay
+        AdamW settings (the paper's defaults).
+    weights
+        Weights of the loss terms (Eq. 15); default ``LossWeights()``.
+    augmentation
+        How patches are augmented; default ``Augmentation()``.
+
+    Examples
+    --------
+    >>> FitOptions(epochs=2, steps_per_epoch=5).epochs * 5
+    10
+    """
+
+    epochs: int = 10
+    steps_per_epoch: int = 100
+    batch_size: int = 8
+    patch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    weights: LossWeights | None = None
+    augmentation: Augmentation | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.steps_per_epoch < 1:
+            raise ValueError(
+                f"`epochs` and `steps_per_epoch` must be >= 1, got {self.epochs} and {self.steps_per_epoch}."
+            )
+
+
 def fit(
     network: GeneSegNet,
     samples: list[TrainingSample],
+    options: FitOptions | None = None,
     *,
-    epochs: int = 10,
-    steps_per_epoch: int = 100,
-    batch_size: int = 8,
-    patch_size: int = 128,
-    lr: float = 1e-3,
-    weight_decay: float = 1e-5,
-    weights: LossWeights | None = None,
-    augmentation: Augmentation | None = None,
     val_samples: list[TrainingSample] | None = None,
     device: torch.device | str = "cpu",
     autocast_dtype: torch.dtype | None = None,
@@ -281,15 +313,14 @@ def fit(
     """
     if not samples:
         raise ValueError("No training samples.")
-    if epochs < 1 or steps_per_epoch < 1:
-        raise ValueError(f"`epochs` and `steps_per_epoch` must be >= 1, got {epochs} and {steps_per_epoch}.")
-    weights = weights or LossWeights()
+    o = options or FitOptions()
+    weights = o.weights or LossWeights()
     device = torch.device(device)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     network.to(device)
-    opt = torch.optim.AdamW(network.parameters(), lr=lr, weight_decay=weight_decay)
-    steps = epochs * steps_per_epoch
+    opt = torch.optim.AdamW(network.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+    steps = o.epochs * o.steps_per_epoch
     warmup = max(1, steps // 20)
 
     def lr_at(step: int) -> float:
@@ -298,7 +329,7 @@ def fit(
         return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
-    val_batches = grid_batches(val_samples, patch_size, batch_size) if val_samples else []
+    val_batches = grid_batches(val_samples, o.patch_size, o.batch_size) if val_samples else []
     result = FitResult(steps=steps, seconds=0.0)
     first_epoch, elapsed = 0, 0.0
     if checkpoint is not None and Path(checkpoint).exists():
@@ -316,12 +347,12 @@ def fit(
         first_epoch, elapsed, result.losses = state["epoch"], state["seconds"], state["losses"]
         logger.info("resumed from %s after epoch %d", checkpoint, first_epoch)
     t0 = time.perf_counter() - elapsed
-    epoch_iter = range(first_epoch, epochs) if progress is None else progress(range(first_epoch, epochs))
+    epoch_iter = range(first_epoch, o.epochs) if progress is None else progress(range(first_epoch, o.epochs))
     for epoch in epoch_iter:
         network.train()
         running: dict[str, float] = {}
-        for _ in range(steps_per_epoch):
-            x, t = sample_batch(samples, rng, batch_size, patch_size, augmentation)
+        for _ in range(o.steps_per_epoch):
+            x, t = sample_batch(samples, rng, o.batch_size, o.patch_size, o.augmentation)
             x, t = x.to(device), t.to(device)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 out = network(x)
@@ -331,7 +362,7 @@ def fit(
             opt.step()
             sched.step()
             for k, v in losses.items():
-                running[k] = running.get(k, 0.0) + float(v.detach()) / steps_per_epoch
+                running[k] = running.get(k, 0.0) + float(v.detach()) / o.steps_per_epoch
         record = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in running.items()}}
         if val_batches:
             network.eval()

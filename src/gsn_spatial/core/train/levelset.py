@@ -58,15 +58,7 @@ def refine_cell(
     image = mask.astype(float) if data is None else np.asarray(data, dtype=float)
     if np.ptp(image) == 0:
         return mask.copy()
-    out = chan_vese(
-        image,
-        mu=nu,
-        lambda1=lambda1,
-        lambda2=lambda2,
-        max_num_iter=max_iter,
-        dt=dt,
-        init_level_set=phi0,
-    )
+    out = chan_vese(image, mu=nu, lambda1=lambda1, lambda2=lambda2, max_num_iter=max_iter, dt=dt, init_level_set=phi0)
     out = np.asarray(out, dtype=bool)
     if not out.any():
         return mask.copy()  # the energy removed the whole cell: keep the original

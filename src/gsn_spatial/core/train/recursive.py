@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -27,7 +28,7 @@ from gsn_spatial.core.metrics.matching import mean_best_iou, overlap_table
 from gsn_spatial.core.network.tiling import predict_maps
 from gsn_spatial.core.network.unet import GeneSegNet
 from gsn_spatial.core.slide.blocks import WindowOptions, segment_array
-from gsn_spatial.core.train.fit import Augmentation, LossWeights, TrainingSample, fit
+from gsn_spatial.core.train.fit import FitOptions, TrainingSample, fit
 from gsn_spatial.core.train.levelset import refine_labels
 
 logger = logging.getLogger(__name__)
@@ -119,30 +120,97 @@ def _carry_over_missed(previous: np.ndarray, new: np.ndarray, min_iou: float = 0
     return out
 
 
+@dataclass(frozen=True)
+class TrainingOptions:
+    """How the rounds of :func:`recursive_training` fit, refine and stop.
+
+    Attributes
+    ----------
+    max_rounds, iou_stop
+        Stop after ``max_rounds``, or once the mean best-match IoU between
+        consecutive rounds' labels (Eq. 16) exceeds ``iou_stop``.
+    fit
+        Each round's fit (:func:`~gsn_spatial.core.train.fit.fit`); sizes in
+        working pixels. :func:`steps_per_pass` gives the steps of about one
+        pass over the training region per epoch.
+    val_fraction
+        Share of the image (a band along its longer axis) held out for the
+        validation loss.
+    warm_start
+        Start each round from the previous round's weights (else from the
+        weights the network had when training began, as the authors' code did
+        by retraining from scratch).
+    level_set, level_set_image, max_growth
+        Refine predicted cells with the level set before they become labels;
+        the contours evolve on ``"rna"`` (the RNA location map, default),
+        ``"confidence"`` (the network's confidence map) or ``"mask"`` (each
+        cell's own mask, the authors' code: shape smoothing only), growing a
+        cell by at most ``max_growth`` pixels per round.
+    keep_missed
+        Carry over cells of the current labels that the prediction missed
+        (no new cell overlaps them by IoU >= 0.1) into the new labels, where
+        they do not collide with new cells. Without it a network that misses
+        some cells in one round deletes them from all later rounds' labels, and
+        the recursion can collapse (measured on the Xenium crop: 797 -> 229
+        cells in three rounds).
+    min_area
+        Smaller cells (pixels) are dropped from each round's labels.
+    min_kept
+        A round whose cells number fewer than ``min_kept`` times its input
+        labels' cells, or cover less than ``min_kept`` times their area, is
+        degenerate: it is rejected with a warning (its record has
+        ``accepted=False``), the network gets back the weights of the last
+        accepted round (or the starting weights) and training stops.
+
+    Examples
+    --------
+    >>> TrainingOptions(max_rounds=2, fit=FitOptions(epochs=3)).fit.patch_size
+    128
+    """
+
+    max_rounds: int = 3
+    fit: FitOptions = FitOptions(patch_size=256, steps_per_epoch=50)
+    iou_stop: float = 0.93
+    val_fraction: float = 0.2
+    warm_start: bool = False
+    level_set: bool = True
+    level_set_image: str = "rna"
+    max_growth: float = 15.0
+    keep_missed: bool = True
+    min_area: int = 10
+    min_kept: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.max_rounds < 1:
+            raise ValueError(f"`max_rounds` must be >= 1, got {self.max_rounds}.")
+        if not 0 < self.iou_stop <= 1:
+            raise ValueError(f"`iou_stop` must be in (0, 1], got {self.iou_stop}.")
+        if self.level_set_image not in ("rna", "confidence", "mask"):
+            raise ValueError(f"`level_set_image` must be 'rna', 'confidence' or 'mask', got {self.level_set_image!r}.")
+        if not 0 <= self.min_kept < 1:
+            raise ValueError(f"`min_kept` must be in [0, 1), got {self.min_kept}.")
+
+
+def steps_per_pass(shape: tuple[int, int], val_fraction: float, patch_size: int, batch_size: int) -> int:
+    """Optimiser steps whose patches cover the training region of an image of ``shape`` about once.
+
+    Examples
+    --------
+    >>> steps_per_pass((256, 256), 0.0, 64, 2)
+    8
+    """
+    train_sl, _ = split_regions(shape, val_fraction, patch_size)
+    pixels = (train_sl[0].stop - train_sl[0].start) * (train_sl[1].stop - train_sl[1].start)
+    return max(1, math.ceil(pixels / patch_size**2 / batch_size))
+
+
 def recursive_training(
     network: GeneSegNet,
     inputs: np.ndarray,
     labels: np.ndarray,
+    options: TrainingOptions | None = None,
     *,
-    max_rounds: int = 3,
-    epochs: int = 10,
-    steps_per_epoch: int = 50,
-    patch_size: int = 256,
-    batch_size: int = 8,
-    lr: float = 1e-3,
-    weight_decay: float = 1e-5,
-    loss_weights: LossWeights | None = None,
-    augmentation: Augmentation | None = None,
-    iou_stop: float = 0.93,
-    val_fraction: float = 0.2,
-    warm_start: bool = False,
-    level_set: bool = True,
-    level_set_image: str = "rna",
-    max_growth: float = 15.0,
-    keep_missed: bool = True,
-    min_area: int = 10,
     predict: Callable[[GeneSegNet], np.ndarray] | None = None,
-    min_kept: float = 0.5,
     device: torch.device | str = "cpu",
     autocast_dtype: torch.dtype | None = None,
     seed: int = 0,
@@ -160,37 +228,13 @@ def recursive_training(
         ``(2, h, w)`` float32 ``[image, rna_density]``, both in ``[0, 1]``.
     labels
         ``(h, w)`` integer initial (noisy) cell labels.
-    warm_start
-        Start each round from the previous round's weights (else from the
-        weights the network had when this function was called, as the
-        authors' code did by retraining from scratch).
-    level_set
-        Refine predicted cells with the level set before they become labels.
-    level_set_image
-        What the contours evolve on: ``"rna"`` (the RNA location map, default),
-        ``"confidence"`` (the network's confidence map) or ``"mask"`` (each
-        cell's own mask, the authors' code: shape smoothing only).
-    max_growth
-        Pixels a cell may grow per round in the level-set step (``"rna"`` and
-        ``"confidence"``).
-    keep_missed
-        Carry over cells of the current labels that the prediction missed
-        (no new cell overlaps them by IoU >= 0.1) into the new labels, where
-        they do not collide with new cells. Without it a network that misses
-        some cells in one round deletes them from all later rounds' labels, and
-        the recursion can collapse (measured on the Xenium crop: 797 -> 229
-        cells in three rounds).
+    options
+        The rounds' settings (defaults: ``TrainingOptions()``).
     predict
         ``predict(network)`` gives the cells the trained network finds on the
         training image; default: :func:`~gsn_spatial.core.slide.blocks.segment_array`
         on ``inputs`` with the block windows of ``gsn.tl.segment`` (1024 px
         blocks, 96 px halo, one network pass per window), the path users get.
-    min_kept
-        A round whose cells number fewer than ``min_kept`` times its input
-        labels' cells, or cover less than ``min_kept`` times their area, is
-        degenerate: it is rejected with a warning (its record has
-        ``accepted=False``), the network gets back the weights of the last
-        accepted round (or the starting weights) and training stops.
     start_round, history
         Resume after ``start_round`` completed rounds with their history.
     on_round
@@ -203,47 +247,33 @@ def recursive_training(
         One record per round run here, and the labels each accepted round
         produced.
     """
-    if max_rounds < 1:
-        raise ValueError(f"`max_rounds` must be >= 1, got {max_rounds}.")
-    if not 0 < iou_stop <= 1:
-        raise ValueError(f"`iou_stop` must be in (0, 1], got {iou_stop}.")
-    if level_set_image not in ("rna", "confidence", "mask"):
-        raise ValueError(f"`level_set_image` must be 'rna', 'confidence' or 'mask', got {level_set_image!r}.")
+    o = options or TrainingOptions()
     if not np.issubdtype(np.asarray(labels).dtype, np.integer):
         raise TypeError(f"Training labels must be integers, got dtype {np.asarray(labels).dtype}.")
-    if not 0 <= min_kept < 1:
-        raise ValueError(f"`min_kept` must be in [0, 1), got {min_kept}.")
-    train_sl, val_sl = split_regions(labels.shape, val_fraction, patch_size)
+    train_sl, val_sl = split_regions(labels.shape, o.val_fraction, o.fit.patch_size)
     if predict is None:
 
         def predict(net: GeneSegNet) -> np.ndarray:
-            options = WindowOptions(
-                tile_size=None, device=device, autocast_dtype=autocast_dtype, decode={"min_area": min_area}
+            window = WindowOptions(
+                tile_size=None, device=device, autocast_dtype=autocast_dtype, decode={"min_area": o.min_area}
             )
-            return segment_array(inputs, net, block_size=Defaults.BLOCK_SIZE, halo=Defaults.BLOCK_HALO, options=options)
+            return segment_array(inputs, net, block_size=Defaults.BLOCK_SIZE, halo=Defaults.BLOCK_HALO, options=window)
 
     initial_state = copy.deepcopy(network.state_dict())
     good_state = copy.deepcopy(initial_state)
     history = list(history or [])
     produced: list[np.ndarray] = []
     current = np.asarray(labels).astype(np.int64)
-    for rnd in range(start_round, max_rounds):
+    for rnd in range(start_round, o.max_rounds):
         t0 = time.perf_counter()
-        if not warm_start:
+        if not o.warm_start:
             network.load_state_dict(initial_state)
         train = [TrainingSample(inputs[:, train_sl[0], train_sl[1]], current[train_sl])]
         val = [TrainingSample(inputs[:, val_sl[0], val_sl[1]], current[val_sl])] if val_sl else None
         result = fit(
             network,
             train,
-            epochs=epochs,
-            steps_per_epoch=steps_per_epoch,
-            batch_size=batch_size,
-            patch_size=patch_size,
-            lr=lr,
-            weight_decay=weight_decay,
-            weights=loss_weights,
-            augmentation=augmentation,
+            o.fit,
             val_samples=val,
             device=device,
             autocast_dtype=autocast_dtype,
@@ -252,23 +282,23 @@ def recursive_training(
             progress=progress,
         )
         predicted = np.asarray(predict(network)).astype(np.int64)
-        if level_set:
-            if level_set_image == "confidence":
+        if o.level_set:
+            if o.level_set_image == "confidence":
                 image = predict_maps(network, inputs, device=device, autocast_dtype=autocast_dtype)[0]
             else:
-                image = {"rna": inputs[1], "mask": None}[level_set_image]
-            new = refine_labels(predicted, image, max_growth=max_growth)
+                image = {"rna": inputs[1], "mask": None}[o.level_set_image]
+            new = refine_labels(predicted, image, max_growth=o.max_growth)
         else:
             new = predicted
-        if keep_missed:
+        if o.keep_missed:
             new = _carry_over_missed(current, new)
-        new = _prune_small(new, min_area)
+        new = _prune_small(new, o.min_area)
         last = result.losses[-1]
         n_in, n_out = _n_cells(current), _n_cells(new)
-        degenerate = n_out < min_kept * n_in or np.count_nonzero(new) < min_kept * np.count_nonzero(current)
+        degenerate = n_out < o.min_kept * n_in or np.count_nonzero(new) < o.min_kept * np.count_nonzero(current)
         record = RoundRecord(
             round=rnd + 1,
-            epochs=epochs,
+            epochs=o.fit.epochs,
             train_loss=float(last["train_loss"]),
             val_loss=float(last["val_loss"]) if "val_loss" in last else None,
             n_cells_in=n_in,
@@ -292,6 +322,6 @@ def recursive_training(
         if on_round is not None:
             on_round(rnd + 1, network, new, history)
         current = new
-        if record.iou_to_previous > iou_stop:
+        if record.iou_to_previous > o.iou_stop:
             break
     return history, produced
