@@ -67,14 +67,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=2048)
     parser.add_argument("--seed", type=int, default=21)
+    parser.add_argument("--model", default=gsn.models.DEFAULT_MODEL, help="shipped model name or file")
     args = parser.parse_args()
     n = args.size
     mp = n * n / 1e6
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, model {args.model!r}")
 
     sdata = gsn.datasets.synthetic_tissue((n, n), seed=args.seed)
-    model = gsn.models.load("synthetic")
+    model = gsn.models.load(args.model)
     net = model.network
     device, autocast = resolve_device("cpu", cpu_bf16=gsn.settings.cpu_bf16)
     image = np.asarray(sdata.images["dapi"].values[0], dtype=np.float32)

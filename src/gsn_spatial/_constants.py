@@ -77,3 +77,25 @@ def run_keys(labels_key: str) -> RunKeys:
         raise TypeError(f"`labels_key_added` must be a non-empty string, got {labels_key!r}.")
     stem = labels_key[: -len("_labels")] if labels_key.endswith("_labels") and len(labels_key) > 7 else labels_key
     return RunKeys(labels_key, f"{stem}_table", f"{stem}_boundaries", f"{stem}_transcripts")
+
+
+def round_labels_key(refined_labels_key: str, round_: int) -> str:
+    """The labels element of one round's refined labels written by ``gsn.tl.train(refined_labels_key=)``.
+
+    Examples
+    --------
+    >>> round_labels_key("refined", 2)
+    'refined_round2'
+    """
+    return f"{refined_labels_key}_round{round_}"
+
+
+def rescaled_image_key(image_key: str, factor: float) -> str:
+    """The default key of ``gsn.pp.rescale_image``'s output.
+
+    Examples
+    --------
+    >>> rescaled_image_key("dapi", 0.5)
+    'dapi_x0.5'
+    """
+    return f"{image_key}_x{factor:g}"

@@ -11,6 +11,7 @@ from spatialdata.models import Image2DModel
 from spatialdata.transformations import get_transformation
 
 from gsn_spatial import _sdata
+from gsn_spatial._constants import rescaled_image_key
 
 
 class _RescaledChunk:
@@ -83,7 +84,7 @@ def rescale_image(
         raise ValueError(f"`factor` must be a positive number, got {factor!r}.")
     if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 16:
         raise ValueError(f"`chunk_size` must be an integer >= 16, got {chunk_size!r}.")
-    key_added = key_added or f"{image_key}_x{factor:g}"
+    key_added = key_added or rescaled_image_key(image_key, factor)
     _sdata.check_new_keys(sdata, {key_added: "images"}, overwrite=overwrite)
     image_el = sdata.images[image_key]
     plane = _sdata.scale0(image_el)

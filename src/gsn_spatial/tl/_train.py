@@ -15,7 +15,7 @@ from spatialdata.models import Labels2DModel
 from spatialdata.transformations import get_transformation
 
 from gsn_spatial import __version__, _sdata
-from gsn_spatial._constants import Defaults
+from gsn_spatial._constants import Defaults, round_labels_key
 from gsn_spatial._settings import progress_bar, settings
 from gsn_spatial.core.network.device import resolve_device
 from gsn_spatial.core.rna.density import rna_density_window
@@ -225,9 +225,8 @@ def train(
     if resume and checkpoint_dir is None:
         raise ValueError("`resume=True` needs `checkpoint_dir`.")
     if refined_labels_key is not None:
-        _sdata.check_new_keys(
-            sdata, {f"{refined_labels_key}_round{r}": "labels" for r in range(1, max_rounds + 1)}, overwrite=overwrite
-        )
+        round_keys = {round_labels_key(refined_labels_key, r): "labels" for r in range(1, max_rounds + 1)}
+        _sdata.check_new_keys(sdata, round_keys, overwrite=overwrite)
     start = resolve_model(model)
     gsn_model = GeneSegModel(copy.deepcopy(start.network), copy.deepcopy(start.input), {})
     torch_device, autocast = resolve_device(device or settings.device, cpu_bf16=True)
@@ -344,7 +343,7 @@ def train(
     if refined_labels_key is not None and per_round:
         tf = dict(get_transformation(inputs.image_element, get_all=True))
         elements = {
-            f"{refined_labels_key}_round{start_round + i + 1}": Labels2DModel.parse(
+            round_labels_key(refined_labels_key, start_round + i + 1): Labels2DModel.parse(
                 inputs.to_image(lab).astype(np.uint32), dims=("y", "x"), transformations=dict(tf)
             )
             for i, lab in enumerate(per_round)
