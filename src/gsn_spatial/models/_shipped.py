@@ -11,6 +11,7 @@ from gsn_spatial.models._model import GeneSegModel
 # stay loadable by name.
 SHIPPED_MODELS = {
     "generalist": "generalist_v1.pt",
+    "generalist_small": "generalist_small_v1.pt",  # a quarter of the parameters: for CPUs without bf16
     "synthetic": "synthetic_v2.pt",
     "xenium_breast": "xenium_breast_v2.pt",
     "synthetic_v1": "synthetic_v1.pt",
