@@ -152,6 +152,10 @@ def test_train_validates_inputs():
         gsn.tl.train(sdata, labels_key="nuclei", **dict(TINY, device="cuda"))
     with pytest.raises(ValueError, match="resume"):
         gsn.tl.train(sdata, labels_key="nuclei", resume=True, **TINY)
+    with pytest.raises(ValueError, match="steps_per_epoch"):  # 0 is not "one pass per epoch" (None is)
+        gsn.tl.train(sdata, labels_key="nuclei", **dict(TINY, steps_per_epoch=0))
+    with pytest.raises(ValueError, match="level_set_image"):
+        gsn.tl.train(sdata, labels_key="nuclei", level_set_image="dapi", **TINY)
     from spatialdata.models import Labels2DModel
 
     sdata["small"] = Labels2DModel.parse(np.zeros((80, 80), np.uint32), dims=("y", "x"))

@@ -201,7 +201,8 @@ def train(
     if not isinstance(sdata, SpatialData):
         raise TypeError(f"`sdata` must be a SpatialData object, got {type(sdata).__name__}.")
     _sdata.resolve_key(sdata, "labels", labels_key, parameter="labels_key")
-    for pname, value in (("max_rounds", max_rounds), ("epochs", epochs), ("batch_size", batch_size)):
+    checked = [("max_rounds", max_rounds), ("epochs", epochs), ("batch_size", batch_size)]
+    for pname, value in checked + ([("steps_per_epoch", steps_per_epoch)] if steps_per_epoch is not None else []):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"`{pname}` must be a positive integer, got {value!r}.")
     if patch_size % 16 or patch_size < 32:
@@ -243,7 +244,11 @@ def train(
     labels = inputs.to_working(_labels_on_image_grid(sdata, labels_key, inputs.image_key, inputs.image_shape))
     fit_options = FitOptions(
         epochs=epochs,
-        steps_per_epoch=steps_per_epoch or steps_per_pass(inputs.shape, val_fraction, patch_size, batch_size),
+        steps_per_epoch=(
+            steps_per_pass(inputs.shape, val_fraction, patch_size, batch_size)
+            if steps_per_epoch is None
+            else steps_per_epoch
+        ),
         batch_size=batch_size,
         patch_size=patch_size,
         lr=lr,

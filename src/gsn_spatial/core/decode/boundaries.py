@@ -78,23 +78,6 @@ def polygons_from_rings(rings: list[np.ndarray], *, tolerance: float = 0.25) -> 
     return polygons
 
 
-def cell_polygon(mask: np.ndarray, *, origin: tuple[float, float] = (0.0, 0.0), tolerance: float = 0.25):
-    """One Polygon around the largest piece of a boolean mask, holes filled.
-
-    ``origin`` is the ``(row, col)`` of ``mask[0, 0]`` in the labels' grid;
-    ``tolerance`` (pixels) is the Douglas-Peucker simplification.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> mask = np.zeros((12, 12), bool); mask[2:10, 3:9] = True
-    >>> p = cell_polygon(mask, tolerance=0)
-    >>> round(p.area, 1), p.bounds
-    (47.5, (3.0, 2.0, 9.0, 10.0))
-    """
-    return polygons_from_rings([cell_ring(mask, origin=origin)], tolerance=tolerance)[0]
-
-
 def _largest_polygon(geometry):
     parts = [g for g in getattr(geometry, "geoms", [geometry]) if isinstance(g, shapely.Polygon) and not g.is_empty]
     return max(parts, key=lambda g: g.area) if parts else None
