@@ -6,7 +6,7 @@ import torch
 
 import gsn_spatial as gsn
 from gsn_spatial.core.network.tiling import predict_maps
-from gsn_spatial.core.network.unet import GeneSegNet, NetworkConfig
+from gsn_spatial.core.network.unet import GeneSegNet, NetworkConfig, fold_batch_norms
 
 
 def random_net(seed: int = 0) -> GeneSegNet:
@@ -128,3 +128,17 @@ def test_vote_assignment_equals_tree_lookup(seed, bound):
     want = _assign_by_tree(confidence, offset, centres, 0.3, bound)
     assert (want > 0).mean() > 0.3
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("model", [None, "generalist"])
+def test_folded_batch_norms_give_the_same_maps(model):
+    # Random batch-norm statistics, or a shipped model's trained ones.
+    net = random_net(3) if model is None else gsn.models.load(model).network
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.rand(2, 2, 64, 96, generator=torch.Generator().manual_seed(0))
+    folded = fold_batch_norms(net)
+    with torch.inference_mode():
+        a, b = net.eval().predict(x), folded.predict(x)
+    assert torch.allclose(a, b, atol=1e-4, rtol=1e-4), (a - b).abs().max()
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules()) == 21
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())  # the argument is unchanged

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import spatialdata as sd
-from spatialdata.transformations import Affine, Identity, Scale, Sequence, get_transformation, set_transformation
+from spatialdata.transformations import Affine, Scale, Sequence, get_transformation, set_transformation
 
 import gsn_spatial as gsn
 from gsn_spatial._sdata import points_to_pixels
@@ -209,24 +209,45 @@ def test_existing_output_needs_overwrite(tissue, model):
     assert int(tissue.labels["gsn_labels"].max()) < int(first.max())
 
 
-def test_multichannel_image_needs_channel(tissue, model):
+def _stains(image, names: list[str], stained: tuple[str, ...] = ("DAPI", "nuclei")):
+    """The image element ``image`` as a multi-channel one: its plane in the ``stained`` channels, empty planes
+    in the others; the same transformations."""
     from spatialdata.models import Image2DModel
 
-    img = tissue["dapi"].values
-    two = Image2DModel.parse(
-        np.concatenate([np.zeros_like(img), img]),
-        dims=("c", "y", "x"),
-        c_coords=["membrane", "DAPI"],
-        transformations={"global": Identity()},
-    )
+    img = image.values
+    planes = [img if n in stained else np.zeros_like(img) for n in names]
+    return Image2DModel.parse(
+        np.concatenate(planes), dims=("c", "y", "x"), c_coords=names,
+        transformations=get_transformation(image, get_all=True),
+    )  # fmt: skip
+
+
+def test_multichannel_image_needs_channel(tissue, model):
+    img = tissue["dapi"]
     del tissue["dapi"]
-    tissue["stains"] = two
-    with pytest.raises(ValueError, match="image_channel"):
+    tissue["stains"] = _stains(img, ["membrane", "polyT"], stained=("polyT",))
+    with pytest.raises(ValueError, match="none named as a nucleus stain.*image_channel"):
         gsn.tl.segment(tissue, model=model)
     with pytest.raises(ValueError, match="no channel 'dna'"):
         gsn.tl.segment(tissue, model=model, image_channel="dna")
-    gsn.tl.segment(tissue, model=model, image_channel="DAPI")
+    gsn.tl.segment(tissue, model=model, image_channel="polyT")  # any channel can be chosen
+    assert tissue.tables["gsn_table"].uns["gsn"]["params"]["image_channel"] == "polyT"
+
+
+def test_nucleus_channel_found_by_name(tissue, model, caplog):
+    img = tissue["dapi"]
+    gsn.tl.segment(tissue, model=model)  # the single-channel image, for comparison
+    reference = np.asarray(tissue.labels["gsn_labels"].data)
+    del tissue["dapi"]
+    tissue["stains"] = _stains(img, ["Cellbound1", "DAPI", "PolyT"])  # MERSCOPE's names
+    with caplog.at_level("INFO", logger="gsn_spatial"):
+        gsn.tl.segment(tissue, model=model, image_key="stains", overwrite=True)
+    assert "using channel 'DAPI'" in caplog.text
     assert tissue.tables["gsn_table"].uns["gsn"]["params"]["image_channel"] == "DAPI"
+    np.testing.assert_array_equal(np.asarray(tissue.labels["gsn_labels"].data), reference)
+    tissue["two_stains"] = _stains(img, ["DAPI", "nuclei"])
+    with pytest.raises(ValueError, match="several named as a nucleus stain"):
+        gsn.tl.segment(tissue, model=model, image_key="two_stains", overwrite=True)
 
 
 def test_points_outside_image_raise(tissue, model):

@@ -16,6 +16,9 @@ class Keys:
     RNA_DENSITY = "gsn_rna_density"
     RNA_DENSITY_CHANNEL = "rna_density"
     DERIVED_ATTR = "gsn_derived_elements"  # sdata.attrs key: outputs never picked as inputs implicitly
+    # Channel names taken as the nucleus stain when `image_channel` is not given (case-insensitive search):
+    # the vendors' morphology images name it "DAPI" (Xenium, CosMx, MERSCOPE); other stains and labs' names too.
+    NUCLEUS_STAIN_PATTERN = r"dapi|hoechst|draq|nucle|\bdna\b"
 
 
 class Defaults:

