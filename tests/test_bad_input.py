@@ -98,16 +98,6 @@ def setup_no_feature_key(s):
     _add(s, "no_feature", _points(pts, transformations={"global": tf}))
 
 
-def setup_points_z(s):
-    pts = s["transcripts"].compute()[["x", "y", "gene"]].reset_index(drop=True)
-    pts["z"] = 1.0
-    tf = get_transformation(s["transcripts"], "global")
-    el = PointsModel.parse(
-        pts, coordinates={"x": "x", "y": "y", "z": "z"}, feature_key="gene", transformations={"global": tf}
-    )
-    _add(s, "points3d", el)
-
-
 def setup_image_3d(s):
     vol = np.zeros((1, 2, 128, 128), np.uint16)
     _add(s, "volume", Image3DModel.parse(vol, dims=("c", "z", "y", "x"), c_coords=["DAPI"]))
@@ -196,13 +186,6 @@ CASES: list[tuple[str, Callable, Callable, type, str]] = [
         lambda s, t: seg(s, image_key="dapi", points_key="no_feature"),
         KeyError,
         "gene_key",
-    ),
-    (
-        "points_with_z",
-        setup_points_z,
-        lambda s, t: seg(s, image_key="dapi", points_key="points3d"),
-        ValueError,
-        "2-D points",
     ),
     ("image_3d", setup_image_3d, lambda s, t: seg(s, image_key="volume"), ValueError, "3-D"),
     ("existing_output", setup_existing_output, lambda s, t: seg(s), ValueError, "overwrite=True"),

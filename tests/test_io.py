@@ -247,3 +247,11 @@ def test_multiscale_image_points_in_microns_roundtrip(tmp_path):
     sc.tl.leiden(adata, resolution=0.5, flavor="igraph", n_iterations=2, directed=False)
     assert adata.obs["leiden"].nunique() >= 2
     assert adata.obs["leiden"].value_counts().max() < 0.8 * adata.n_obs
+
+
+@pytest.mark.skipif(not COSMX.is_dir(), reason="shared CosMx crop not present (../shared/data)")
+def test_readers_record_element_roles():
+    # As sopa's readers do (sopa.constants.SopaAttrs), so sopa.aggregate and gsn_spatial find the elements.
+    sdata = gsn.io.read_cosmx_crop(COSMX)
+    assert sdata.attrs["cell_segmentation_image"] == "composite"
+    assert sdata.attrs["transcripts_dataframe"] == "transcripts"

@@ -275,3 +275,41 @@ def test_rerun_resolves_same_inputs_with_custom_assignment_key(tmp_path, model):
     gsn.tl.segment(back, model=model, labels_key_added="again", table_key_added="again_table")
     assert back.tables["again_table"].uns["gsn"]["params"]["points_key"] == "transcripts"
     assert back.tables["again_table"].uns["gsn"]["params"]["image_key"] == "dapi"
+
+
+def test_points_with_z_are_segmented_in_2d(tissue, model):
+    # spatialdata-io's Xenium reader writes 3-D points (x, y, z); the section is segmented in its plane.
+    from spatialdata.models import PointsModel, get_axes_names
+
+    gsn.tl.segment(tissue, model=model)
+    reference = np.asarray(tissue.labels["gsn_labels"].data)
+    pts = tissue["transcripts"].compute()[["x", "y", "gene"]].reset_index(drop=True)
+    pts["z"] = np.random.default_rng(0).uniform(0, 12, len(pts))
+    points3d = PointsModel.parse(
+        pts, coordinates={"x": "x", "y": "y", "z": "z"}, feature_key="gene",
+        transformations={cs: t for cs, t in get_transformation(tissue["transcripts"], get_all=True).items()},
+    )  # fmt: skip
+    assert get_axes_names(points3d) == ("x", "y", "z")
+    del tissue["transcripts"]
+    tissue["transcripts3d"] = points3d
+    gsn.tl.segment(tissue, model=model, overwrite=True)
+    np.testing.assert_array_equal(np.asarray(tissue.labels["gsn_labels"].data), reference)
+    out = tissue.points["gsn_transcripts"].compute()
+    assert "z" in out.columns and np.array_equal(out["z"].to_numpy(), pts["z"].to_numpy())
+    assert "z" in tissue["transcripts3d"].columns  # the input is untouched
+
+
+def test_element_roles_in_attrs_choose_among_several(tissue, model):
+    # Two images and two points elements, as a Xenium object can have (morphology_focus and _mip); sopa's
+    # readers name the ones to segment in sdata.attrs.
+    tissue["dapi_copy"] = _stains(tissue["dapi"], ["DAPI"])
+    tissue["more_points"] = tissue["transcripts"]
+    with pytest.raises(KeyError, match="Several images elements"):
+        gsn.tl.segment(tissue, model=model)
+    tissue.attrs.update({"cell_segmentation_image": "dapi", "transcripts_dataframe": "transcripts"})
+    gsn.tl.segment(tissue, model=model)
+    params = tissue.tables["gsn_table"].uns["gsn"]["params"]
+    assert (params["image_key"], params["points_key"]) == ("dapi", "transcripts")
+    tissue.attrs["cell_segmentation_image"] = "no_such_image"  # a stale name is not trusted
+    with pytest.raises(KeyError, match="Several images elements"):
+        gsn.tl.segment(tissue, model=model, overwrite=True)

@@ -16,6 +16,9 @@ class Keys:
     RNA_DENSITY = "gsn_rna_density"
     RNA_DENSITY_CHANNEL = "rna_density"
     DERIVED_ATTR = "gsn_derived_elements"  # sdata.attrs key: outputs never picked as inputs implicitly
+    # sdata.attrs entries naming the element of each role, as sopa's readers write them (sopa.constants.SopaAttrs):
+    # where an object has several images or points elements, the one so named is taken.
+    ROLE_ATTRS = {"images": "cell_segmentation_image", "points": "transcripts_dataframe"}
     # Channel names taken as the nucleus stain when `image_channel` is not given (case-insensitive search):
     # the vendors' morphology images name it "DAPI" (Xenium, CosMx, MERSCOPE); other stains and labs' names too.
     NUCLEUS_STAIN_PATTERN = r"dapi|hoechst|draq|nucle|\bdna\b"

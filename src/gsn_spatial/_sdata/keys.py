@@ -8,7 +8,11 @@ from contextlib import contextmanager
 import dask.dataframe as dd
 from spatialdata import SpatialData
 
+from gsn_spatial._constants import Keys
+
 ELEMENT_KINDS = ("images", "labels", "points", "shapes", "tables")
+
+logger = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -24,7 +28,12 @@ def quiet_ome_zarr():
 
 
 def resolve_key(sdata: SpatialData, kind: str, key: str | None, *, parameter: str) -> str:
-    """The element key to use: ``key`` if given and present, else the only element of ``kind``."""
+    """The element key to use: ``key`` if given and present, else the only element of ``kind``.
+
+    Of several elements, the one that ``sdata.attrs`` names for the role
+    (``Keys.ROLE_ATTRS``, sopa's convention) is taken; elements derived by
+    gsn_spatial are never picked implicitly.
+    """
     if not isinstance(sdata, SpatialData):
         raise TypeError(f"Expected a SpatialData object, got {type(sdata).__name__}.")
     names = list(getattr(sdata, kind).keys())
@@ -41,13 +50,18 @@ def resolve_key(sdata: SpatialData, kind: str, key: str | None, *, parameter: st
     candidates = [n for n in names if n not in _derived_names(sdata, kind)]
     if len(candidates) == 1:
         return candidates[0]
+    role = Keys.ROLE_ATTRS.get(kind)
+    named = sdata.attrs.get(role) if role else None
+    if isinstance(named, str) and named in candidates:
+        logger.info(
+            "Using %s element %r, named by sdata.attrs[%r] (pass `%s=` to choose).", kind, named, role, parameter
+        )
+        return named
     raise KeyError(f"Several {kind} elements: {names}. Pass `{parameter}=` to choose one.")
 
 
 def _derived_names(sdata: SpatialData, kind: str) -> set[str]:
     """Names of elements gsn_spatial derived from others (recorded in ``sdata.attrs``)."""
-    from gsn_spatial._constants import Keys
-
     recorded = set(sdata.attrs.get(Keys.DERIVED_ATTR, []))
     names = set(getattr(sdata, kind))
     if kind == "points":

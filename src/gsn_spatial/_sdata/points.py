@@ -22,9 +22,12 @@ class PointsInPixels:
 
 
 def _checked_genes(points: dd.DataFrame, gene_key: str, *, points_key: str) -> Any:
-    """The gene column of 2-D points, checked to be categorical."""
-    if "z" in points.columns:
-        raise ValueError(f"Points {points_key!r} have a `z` column; only 2-D points are supported.")
+    """The gene column of the points, checked to be categorical.
+
+    3-D points (a ``z`` column, as spatialdata-io's Xenium reader writes) are
+    segmented in 2-D: their ``z`` is not read, as the nucleus image is one
+    plane (or a projection) of the section.
+    """
     genes = points[gene_key]
     if not isinstance(genes.dtype, pd.CategoricalDtype):
         raise TypeError(
@@ -61,7 +64,8 @@ class PointsPartitions:
         if not genes.cat.known:
             genes = genes.cat.as_known()  # one pass over the gene column
         self.categories = list(genes.cat.categories)
-        self.frame = points[["x", "y", gene_key]]
+        # z (3-D points) travels to the per-transcript output, though segmentation reads only x and y.
+        self.frame = points[["x", "y", *(["z"] if "z" in points.columns else []), gene_key]]
         self.gene_key = gene_key
         self.points_key = points_key
         self.to_pixels = np.asarray(to_pixels, dtype=float)
@@ -72,7 +76,7 @@ class PointsPartitions:
         return [str(c) for c in self.categories]
 
     def partition(self, partition: int) -> pd.DataFrame:
-        """Partition ``partition`` of the points' ``x``, ``y`` and gene columns (genes with known categories).
+        """Partition ``partition`` of the points' ``x``, ``y`` (``z``) and gene columns (genes with known categories).
 
         Always read by its number in the source element, one partition per
         call: a whole-frame computation may fuse small parquet partitions, and

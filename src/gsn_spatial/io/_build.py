@@ -11,6 +11,7 @@ from spatialdata.models import Image2DModel, Labels2DModel
 from spatialdata.transformations import Identity, Scale, Sequence, Translation
 
 from gsn_spatial import _sdata
+from gsn_spatial._constants import Keys
 
 
 def _xy(values: tuple[float, float], name: str) -> tuple[float, float]:
@@ -191,4 +192,8 @@ def from_image_and_transcripts(
     for col in extra_columns or []:
         frame[col] = transcripts[col].to_numpy()
     points = _sdata.transcripts_element(frame, points_tf, chunksize=points_chunksize)
-    return SpatialData(images=images, labels=labels_elements, points={points_key: points})
+    sdata = SpatialData(images=images, labels=labels_elements, points={points_key: points})
+    # The elements' roles, as sopa's readers record them (sopa.aggregate and gsn_spatial then find them).
+    roles = {"images": next(iter(images), None), "points": points_key}
+    sdata.attrs.update({Keys.ROLE_ATTRS[kind]: key for kind, key in roles.items() if key is not None})
+    return sdata

@@ -152,7 +152,7 @@ class _AssignedPartition:
 
 
 def assignment_element(work: WorkDir, points: _sdata.PointsPartitions, points_element: Any, *, in_memory: bool) -> Any:
-    """The transcripts' ``x``, ``y`` and gene with a ``cell_id`` column, partition by partition.
+    """The transcripts' ``x``, ``y`` (``z``) and gene with a ``cell_id`` column, partition by partition.
 
     One output partition per source partition, each read by its number
     (:meth:`~gsn_spatial._sdata.PointsPartitions.partition`), as the cells
@@ -181,7 +181,8 @@ def assignment_element(work: WorkDir, points: _sdata.PointsPartitions, points_el
         extra = {"sort": True}
     return PointsModel.parse(
         out,
-        coordinates={"x": "x", "y": "y"},
+        # 3-D points stay 3-D (PointsModel would drop a z column it is not told about).
+        coordinates={"x": "x", "y": "y", **({"z": "z"} if "z" in out.columns else {})},
         feature_key=points.gene_key,
         instance_key=Keys.CELL_ID,
         transformations=dict(get_transformation(points_element, get_all=True)),
