@@ -18,6 +18,7 @@ from gsn_spatial import __version__, _sdata
 from gsn_spatial._constants import Defaults, round_labels_key
 from gsn_spatial._settings import progress_bar, settings
 from gsn_spatial.core.network.device import resolve_device
+from gsn_spatial.core.network.unet import fold_batch_norms
 from gsn_spatial.core.rna.density import rna_density_window
 from gsn_spatial.core.slide.blocks import WindowOptions, segment_array
 from gsn_spatial.core.train.fit import FitOptions, LossWeights
@@ -326,7 +327,10 @@ def train(
         window = WindowOptions(
             tile_size=None, batch_size=batch_size, device=torch_device, autocast_dtype=autocast, decode=decode_kwargs
         )
-        return segment_array(full, network, block_size=Defaults.BLOCK_SIZE, halo=Defaults.BLOCK_HALO, options=window)
+        # The inference copy segment runs (batch norms folded), so each round predicts what segment would.
+        return segment_array(
+            full, fold_batch_norms(network), block_size=Defaults.BLOCK_SIZE, halo=Defaults.BLOCK_HALO, options=window
+        )
 
     hist, per_round = recursive_training(
         gsn_model.network,
