@@ -16,9 +16,14 @@ class Keys:
     RNA_DENSITY = "gsn_rna_density"
     RNA_DENSITY_CHANNEL = "rna_density"
     DERIVED_ATTR = "gsn_derived_elements"  # sdata.attrs key: outputs never picked as inputs implicitly
-    # sdata.attrs entries naming the element of each role, as sopa's readers write them (sopa.constants.SopaAttrs):
-    # where an object has several images or points elements, the one so named is taken.
-    ROLE_ATTRS = {"images": "cell_segmentation_image", "points": "transcripts_dataframe"}
+    # sopa's sdata.attrs entries (sopa.constants.SopaAttrs), spelled out so that sopa stays optional. segment writes
+    # them for its run; of several images or points elements, the one they name is taken (ROLE_ATTRS).
+    SOPA_ATTRS = {
+        "boundaries": "boundaries_shapes",
+        "transcripts": "transcripts_dataframe",
+        "image": "cell_segmentation_image",
+    }
+    ROLE_ATTRS = {"images": SOPA_ATTRS["image"], "points": SOPA_ATTRS["transcripts"]}
     # Channel names taken as the nucleus stain when `image_channel` is not given (case-insensitive search):
     # the vendors' morphology images name it "DAPI" (Xenium, CosMx, MERSCOPE); other stains and labs' names too.
     NUCLEUS_STAIN_PATTERN = r"dapi|hoechst|draq|nucle|\bdna\b"

@@ -273,16 +273,9 @@ def _sopa_attrs(keys: dict[str, str] | None) -> dict[str, str]:
 
     With them ``sopa.aggregate(sdata)`` and ``sopa.io.explorer.write`` find the run's elements without
     arguments, even though the object holds two points elements (the transcripts and their assignment).
-    The names are sopa 2.x's, spelled out so that sopa stays an optional dependency.
+    The names are sopa 2.x's (``Keys.SOPA_ATTRS``).
     """
-    if not keys:
-        return {}
-    names = {
-        "boundaries": "boundaries_shapes",
-        "transcripts": "transcripts_dataframe",
-        "image": "cell_segmentation_image",
-    }
-    return {names[k]: v for k, v in keys.items()}
+    return {Keys.SOPA_ATTRS[k]: v for k, v in (keys or {}).items()}
 
 
 def binned_check(
