@@ -60,28 +60,39 @@ def test_pixel_size_comes_from_the_argument_then_a_micron_system(tissue):
             gsn.tl.segment(tissue, pixel_size=bad, overwrite=True)
 
 
+def _segmented(p: float, frame: str):
+    sdata = gsn.datasets.synthetic_tissue((384, 384), seed=61, imaged_at=p, global_frame=frame, microns_system=False)
+    gsn.tl.segment(sdata)
+    params = sdata.tables["gsn_table"].uns["gsn"]["params"]
+    iou = mean_best_iou(np.asarray(sdata.labels["cells"].data), np.asarray(sdata.labels["gsn_labels"].data))
+    return params, iou, sdata
+
+
 @pytest.mark.parametrize("frame", ["pixels", "microns"])
 @pytest.mark.parametrize("pixel_size", [0.25, 1.0])
 def test_default_call_finds_the_scale_and_segments_as_at_the_working_scale(frame, pixel_size):
-    """No coordinate system states the pixel size: it is estimated from the nuclei, within 15 %."""
-
-    def run(p):
-        sdata = gsn.datasets.synthetic_tissue(
-            (384, 384), seed=61, imaged_at=p, global_frame=frame, microns_system=False
-        )
-        gsn.tl.segment(sdata)
-        params = sdata.tables["gsn_table"].uns["gsn"]["params"]
-        iou = mean_best_iou(np.asarray(sdata.labels["cells"].data), np.asarray(sdata.labels["gsn_labels"].data))
-        return params, iou, sdata
-
-    ref_params, ref_iou, _ = run(0.5)
-    params, iou, sdata = run(pixel_size)
-    assert params["pixel_size_source"] == "nucleus size"
-    assert params["pixel_size"] == pytest.approx(pixel_size, rel=0.15)
-    # Measured on this tissue: 0.797 at 0.5 um/px; 1.0 um/px 0.760 (0.772 with the true pixel size: a 1 um
-    # image holds less detail and is scored on a coarser grid). benchmarks/pixel_size.py has every setting.
+    """No coordinate system states the pixel size. The transcripts are in micrometres (both frames), so their
+    transformations imply it exactly; it agrees with the nuclei's estimate, so it is taken."""
+    ref_params, ref_iou, _ = _segmented(0.5, frame)
+    params, iou, sdata = _segmented(pixel_size, frame)
+    assert params["pixel_size_source"].startswith("transformations")
+    assert params["pixel_size"] == pytest.approx(pixel_size, rel=1e-9)
+    assert params["estimated_nucleus_diameter_px"] * pixel_size == pytest.approx(6.41, rel=0.2)  # the cross-check
+    # Measured on this tissue: 0.797 at 0.5 um/px; 1.0 um/px 0.772 with the true pixel size (a 1 um image holds
+    # less detail and is scored on a coarser grid). benchmarks/pixel_size.py has every setting.
     assert iou >= ref_iou - 0.05
     assert sdata.labels["gsn_labels"].shape == sdata.labels["cells"].shape
+
+
+@pytest.mark.parametrize("pixel_size", [0.125, 0.25])
+def test_without_a_unit_cue_the_scale_comes_from_the_nuclei(pixel_size):
+    """Transcripts in image pixels: their transformations suggest 1 um/px, far from the nuclei's estimate,
+    which is used (within 15 %)."""
+    _, ref_iou, _ = _segmented(0.5, "image")
+    params, iou, _ = _segmented(pixel_size, "image")
+    assert params["pixel_size_source"] == "nucleus size"
+    assert params["pixel_size"] == pytest.approx(pixel_size, rel=0.15)
+    assert iou >= ref_iou - 0.05
 
 
 def test_labels_can_stay_at_the_working_scale():

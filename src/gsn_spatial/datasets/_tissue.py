@@ -71,7 +71,9 @@ def synthetic_tissue(
     global_frame
         ``"pixels"``: coordinate system ``"global"`` is the image's pixel
         grid and the points are scaled onto it; ``"microns"``: it is in
-        micrometres, the points' own frame, and the rasters are scaled.
+        micrometres, the points' own frame, and the rasters are scaled;
+        ``"image"``: the points too are in the image's pixels, so nothing
+        but the nuclei says the pixel size (unless ``microns_system``).
     microns_system
         Also add the coordinate system ``"microns"`` (which states the pixel
         size, as the ``gsn.io`` readers do); without it a tool must find the
@@ -81,7 +83,8 @@ def synthetic_tissue(
     -------
     SpatialData
         - images ``"dapi"``: ``(c, y, x)`` uint16, channel ``"DAPI"``;
-        - points ``"transcripts"``: ``x``, ``y`` in microns, categorical
+        - points ``"transcripts"``: ``x``, ``y`` in microns (image pixels with
+          ``global_frame="image"``), categorical
           ``gene`` (the ``feature_key``), truth ``cell_id`` (0 = ambient);
         - labels ``"cells"`` (whole-cell truth) and ``"nuclei"`` (nucleus truth,
           same ids).
@@ -101,8 +104,8 @@ def synthetic_tissue(
         raise ValueError(f"`pixel_size` must be positive, got {pixel_size}.")
     if imaged_at is not None and not imaged_at > 0:
         raise ValueError(f"`imaged_at` must be positive, got {imaged_at}.")
-    if global_frame not in ("pixels", "microns"):
-        raise ValueError(f"`global_frame` must be 'pixels' or 'microns', got {global_frame!r}.")
+    if global_frame not in ("pixels", "microns", "image"):
+        raise ValueError(f"`global_frame` must be 'pixels', 'microns' or 'image', got {global_frame!r}.")
     params = TissueParameters(
         cell_diameter_px=cell_diameter_um / pixel_size,
         density=density,
@@ -125,10 +128,14 @@ def synthetic_tissue(
     )
     if global_frame == "pixels":
         raster_tf, points_tf = {"global": Identity()}, {"global": um_to_pixels}
-    else:
+    elif global_frame == "microns":
         raster_tf, points_tf = {"global": pixels_to_um}, {"global": Identity()}
+    else:
+        xy_um = (xy_um - np.array(origin_um)) / pixel_size  # now in image pixels
+        raster_tf, points_tf = {"global": Identity()}, {"global": Identity()}
     if microns_system:
-        raster_tf["microns"], points_tf["microns"] = pixels_to_um, Identity()
+        raster_tf["microns"] = pixels_to_um
+        points_tf["microns"] = pixels_to_um if global_frame == "image" else Identity()
     image = Image2DModel.parse(image_px[None], dims=("c", "y", "x"), c_coords=["DAPI"], transformations=raster_tf)
     cells = Labels2DModel.parse(cells_px, dims=("y", "x"), transformations=dict(raster_tf))
     nuclei = Labels2DModel.parse(nuclei_px, dims=("y", "x"), transformations=dict(raster_tf))

@@ -108,9 +108,11 @@ def segment(
         Microns per image pixel. Default: from the image's transformation to a
         coordinate system named in microns (``"microns"``, ``"um"``, ...: what
         the ``gsn.io`` readers write), else estimated from the size of the
-        nuclei in the image compared with the model's training nuclei (a
-        warning is logged when the points' transformation suggests a scale
-        more than 2x away). What was used, and how it was found, is in
+        nuclei in the image compared with the model's training nuclei. The
+        scale the points' transformations imply (if the points are in
+        micrometres, as vendors' are) is taken instead where it is within
+        20 % of that estimate; a warning is logged where it is more than 2x
+        away. What was used, and how it was found, is in
         ``uns["gsn"]["params"]``.
     labels_grid
         ``"image"``: labels on the image's pixel grid with its
