@@ -70,7 +70,8 @@ def _inputs(p: argparse.ArgumentParser) -> None:
         "--pixel-size",
         type=_positive_float,
         metavar="UM",
-        help="microns per image pixel (default: from a micron coordinate system, else estimated from the nuclei)",
+        help="microns per image pixel (default: as gsn.tl.segment finds it: a micron coordinate system, else the "
+        "nuclei's size checked against the transcripts' transformations)",
     )
 
 
