@@ -131,18 +131,19 @@ def synthetic_tissue(
     elif global_frame == "microns":
         raster_tf, points_tf = {"global": pixels_to_um}, {"global": Identity()}
     else:
-        xy_um = (xy_um - np.array(origin_um)) / pixel_size  # now in image pixels
         raster_tf, points_tf = {"global": Identity()}, {"global": Identity()}
     if microns_system:
         raster_tf["microns"] = pixels_to_um
         points_tf["microns"] = pixels_to_um if global_frame == "image" else Identity()
+    # The points' own coordinates: micrometres, or the image's pixels with global_frame="image".
+    xy_points = (xy_um - np.array(origin_um)) / pixel_size if global_frame == "image" else xy_um
     image = Image2DModel.parse(image_px[None], dims=("c", "y", "x"), c_coords=["DAPI"], transformations=raster_tf)
     cells = Labels2DModel.parse(cells_px, dims=("y", "x"), transformations=dict(raster_tf))
     nuclei = Labels2DModel.parse(nuclei_px, dims=("y", "x"), transformations=dict(raster_tf))
     frame = pd.DataFrame(
         {
-            "x": xy_um[:, 0],
-            "y": xy_um[:, 1],
+            "x": xy_points[:, 0],
+            "y": xy_points[:, 1],
             "gene": pd.Categorical.from_codes(t.gene, categories=t.gene_names),
             "cell_id": t.cell_id.astype(np.int64),
         }

@@ -170,7 +170,7 @@ def resolve_inputs(
 #: The nucleus-size estimate's accuracy (within 20 % on 90 % and more of the DSB 2018 images): a scale implied by
 #: the transformations (points taken as micrometres) that close to it is taken instead.
 AGREEMENT = 0.2
-TRANSFORM_SOURCE = "transformations (points in um; within 20 % of the nucleus size)"
+TRANSFORM_SOURCE = f"transformations (points in um; within {AGREEMENT:.0%} of the nucleus size)"
 
 
 @dataclass(frozen=True)
