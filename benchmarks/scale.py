@@ -48,7 +48,12 @@ if in_points != int(table.X.sum()):
     sys.exit(f"assignment element has {{in_points}} assigned transcripts, the table {{int(table.X.sum())}}")
 print(json.dumps({{"wall": wall, "cells": table.n_obs, "assigned": in_points, "rss_gb": rss}}))
 """
-SEGMENT_OUTPUTS = {"labels": "gsn_labels", "table": "gsn_table", "assignment": "gsn_transcripts"}
+SEGMENT_OUTPUTS = {
+    "labels": "gsn_labels",
+    "table": "gsn_table",
+    "assignment": "gsn_transcripts",
+    "boundaries": "gsn_boundaries",
+}
 ASSIGN_OUTPUTS = {"table": "cells_table", "assignment": "uniform_cells"}
 CHILD_SEGMENT = CHILD.format(
     call='gsn.tl.segment(sdata, image_key="dapi", points_key="transcripts")',

@@ -248,3 +248,53 @@ def test_large_labels_get_a_pyramid():
 
     assert pyramid_factors((2048, 2048), None) is None
     assert pyramid_factors((20000, 9000), None) == [2, 2, 2]
+
+
+def _faults_of_allocation(nbytes: int) -> int:
+    """Minor page faults of filling a new tensor of ``nbytes`` (a torch tensor, as the network's activations;
+    numpy asks for huge pages, which fault 512 times less)."""
+    import resource
+
+    import torch
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    t = torch.ones(nbytes // 4)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    del t
+    return faults
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator (elsewhere a no-op)")
+def test_network_passes_reuse_freed_memory_until_the_outermost_exit():
+    from gsn_spatial.core.network.memory import keep_freed_memory, network_allocations
+
+    nbytes = 64 * 2**20  # above glibc's largest mmap threshold (32 MiB): mmapped and unmapped by default
+    pages = nbytes // 4096
+    _faults_of_allocation(nbytes)
+    assert _faults_of_allocation(nbytes) > pages // 2  # the default: every page of a new array faults again
+    with keep_freed_memory():
+        with keep_freed_memory(), network_allocations():  # nested, as predict_maps' inside segment_slide's
+            # The heap grows over the first rounds (glibc may need a few when other allocations land above the
+            # freed block), then every round reuses it.
+            rounds = [_faults_of_allocation(nbytes) for _ in range(8)]
+            assert max(rounds[-4:]) < pages // 10, rounds
+        with network_allocations():  # the next pass: the heap kept its pages
+            assert _faults_of_allocation(nbytes) < pages // 10
+    with network_allocations():  # the outermost exit gave them back
+        assert _faults_of_allocation(nbytes) > pages // 2
+
+
+def test_memory_reuse_does_not_change_the_result(tissue, model):
+    """``gsn.settings.reuse_memory`` changes how the network's memory is allocated, never the cells."""
+    runs = []
+    for reuse in (True, False):
+        s = sd.SpatialData(images=dict(tissue.images), points=dict(tissue.points))
+        old = gsn.settings.reuse_memory
+        gsn.settings.reuse_memory = reuse
+        try:
+            gsn.tl.segment(s, model=model, block_size=128)  # 2 x 2 blocks: passes reuse each other's memory
+        finally:
+            gsn.settings.reuse_memory = old
+        runs.append(s.labels["gsn_labels"].values)
+    assert runs[0].max() > 10
+    np.testing.assert_array_equal(runs[0], runs[1])

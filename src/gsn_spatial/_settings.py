@@ -38,6 +38,14 @@ class Settings:
         must be a directory all workers share. A run's files are removed when
         it succeeds and kept when it fails, so that ``recover=True`` can resume
         it.
+    reuse_memory
+        Let the network's passes reuse the memory that earlier passes freed
+        (glibc's heap; elsewhere no effect) instead of page-faulting fresh
+        pages for every activation. On the 2-core AVX2 host the default
+        segment ran 1.4x faster (``benchmarks/stage_times.py``, docs/speed.md)
+        and its peak memory rose by about 1 GB, whatever the slide size
+        (``benchmarks/scale.py``, docs/scale.md). Turn off for many workers
+        on a machine short of memory.
     write_threads
         Threads that compute and write the outputs of the whole-slide tools
         (labels, transcript assignment) into a store when no
@@ -54,6 +62,7 @@ class Settings:
     compile: bool = False
     progress: bool | None = None
     work_dir: str | None = None
+    reuse_memory: bool = True
     write_threads: int | None = 1
 
     def __setattr__(self, name: str, value: object) -> None:

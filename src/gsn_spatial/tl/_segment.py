@@ -318,6 +318,7 @@ def segment(
                 batch_size=batch_size,
                 device=torch_device,
                 autocast_dtype=autocast,
+                reuse_memory=settings.reuse_memory,
                 decode={
                     **vote_geometry,
                     "confidence_threshold": confidence_threshold,

@@ -325,8 +325,9 @@ def train(
 
     def predict(network) -> np.ndarray:
         window = WindowOptions(
-            tile_size=None, batch_size=batch_size, device=torch_device, autocast_dtype=autocast, decode=decode_kwargs
-        )
+            tile_size=None, batch_size=batch_size, device=torch_device, autocast_dtype=autocast, decode=decode_kwargs,
+            reuse_memory=settings.reuse_memory,
+        )  # fmt: skip
         # The inference copy segment runs (batch norms folded), so each round predicts what segment would.
         return segment_array(
             full, fold_batch_norms(network), block_size=Defaults.BLOCK_SIZE, halo=Defaults.BLOCK_HALO, options=window

@@ -1,1 +1,1 @@
-"""The GeneSegNet network, overlapping-tile inference and the device it runs on."""
+"""The GeneSegNet network, overlapping-tile inference, the device it runs on and the memory of its passes."""

@@ -18,6 +18,7 @@ any size in bounded memory and in any order.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 from gsn_spatial.core.decode.cells import decode_cells
+from gsn_spatial.core.network.memory import keep_freed_memory
 from gsn_spatial.core.network.tiling import predict_maps
 from gsn_spatial.core.network.unet import GeneSegNet  # noqa: F401 (the doctests use it)
 from gsn_spatial.core.rna.density import density_halo, rna_density_window
@@ -159,7 +161,8 @@ class WindowOptions:
     (:func:`~gsn_spatial.core.rna.density.rna_density_window`);
     ``tile_size=None`` runs the network on the whole window at once;
     ``decode`` holds :func:`~gsn_spatial.core.decode.cells.decode_cells`'s
-    keyword arguments.
+    keyword arguments; ``reuse_memory`` is
+    :func:`~gsn_spatial.core.network.tiling.predict_maps`'s.
     """
 
     rna_sigma: float = 1.0
@@ -172,6 +175,7 @@ class WindowOptions:
     device: torch.device | str = "cpu"
     autocast_dtype: torch.dtype | None = None
     decode: dict[str, Any] = field(default_factory=dict)
+    reuse_memory: bool = True
 
 
 def segment_window(
@@ -210,6 +214,7 @@ def segment_window(
         # Zero-padded at the bottom and right to the network's input multiple only (not to a square, nor to a
         # tile), as a pass over the whole image is: the image's edges then look the same in every window and tiling.
         pad_to_tile=False,
+        reuse_memory=o.reuse_memory,
     )
     cells, centres = decode_cells(maps, **o.decode)
     local = np.zeros((wy1 - wy0, wx1 - wx0), dtype=np.uint32)
@@ -315,13 +320,14 @@ def segment_array(
     grid = BlockGrid(shape, block_size, halo)
     options = options or WindowOptions()
     windows, counts = [], []
-    for b in range(grid.n_blocks):
-        y0, y1, x0, x1 = win = grid.window(b)
-        local, n = segment_window(
-            inputs[0, y0:y1, x0:x1], None, win, grid.core(b), network, options, rna=inputs[1, y0:y1, x0:x1]
-        )
-        windows.append(local)
-        counts.append(n)
+    with keep_freed_memory() if options.reuse_memory else contextlib.nullcontext():
+        for b in range(grid.n_blocks):
+            y0, y1, x0, x1 = win = grid.window(b)
+            local, n = segment_window(
+                inputs[0, y0:y1, x0:x1], None, win, grid.core(b), network, options, rna=inputs[1, y0:y1, x0:x1]
+            )
+            windows.append(local)
+            counts.append(n)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     out = np.zeros(shape, dtype=np.uint32)
     for b in range(grid.n_blocks):

@@ -28,6 +28,7 @@ directory. Results do not depend on the order tasks ran in.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -38,8 +39,9 @@ import scipy.sparse as sp
 
 from gsn_spatial.core.assign.counts import lookup_cells
 from gsn_spatial.core.assign.expression import ExpressionProfiles, reassign_by_expression
+from gsn_spatial.core.network.memory import keep_freed_memory
 from gsn_spatial.core.slide.blocks import WindowOptions, compose_core, label_stats, segment_window
-from gsn_spatial.core.slide.runner import release_free_memory, run_tasks
+from gsn_spatial.core.slide.runner import run_tasks
 from gsn_spatial.core.slide.workdir import (
     ASSIGN_RECORD,
     COUNT_RECORD,
@@ -88,7 +90,6 @@ def segment_block(
     local, n = segment_window(image(*window), xy, window, g.core(block), network, options)
     work.array("windows")[block, : local.shape[0], : local.shape[1]] = local
     n_cells[block] = n  # written last: the block's result is complete
-    release_free_memory()
     return n
 
 
@@ -261,10 +262,13 @@ def segment_slide(
         image = seg_client.scatter(image, broadcast=True)
         network = seg_client.scatter(network, broadcast=True)
         threads = 1  # one torch thread per worker thread: workers x threads = the cores they were given
-    n_cells = run_tasks(
-        segment_block, work, range(g.n_blocks), image, network, options, threads, client=seg_client,
-        progress=bar("segment"),
-    )  # fmt: skip
+    # In this process each block's network pass reuses the previous one's freed memory (activations of the same
+    # sizes) instead of page-faulting it anew: one trim after the step. A cluster's worker trims after each pass.
+    with keep_freed_memory() if seg_client is None and options.reuse_memory else contextlib.nullcontext():
+        n_cells = run_tasks(
+            segment_block, work, range(g.n_blocks), image, network, options, threads, client=seg_client,
+            progress=bar("segment"),
+        )  # fmt: skip
     offsets = np.concatenate([[0], np.cumsum(n_cells)]).astype(np.int64)
     run_tasks(compose_block, work, range(g.n_blocks), offsets, client=client, progress=bar("stitch"))
     edges = offsets[:-1] + 1  # cells of block b have ids offsets[b] + 1 .. offsets[b + 1]
