@@ -152,7 +152,17 @@ def crop_sample(crop: heldout.Crop, spec: InputSpec) -> TrainingSample:
     return TrainingSample(np.stack([img, rna.astype(np.float32)]), lab)
 
 
-def decode_grid(network, val) -> tuple[dict, list[dict]]:
+def validation_samples(spec: InputSpec) -> list[tuple[str, TrainingSample]]:
+    """The decoding's validation data: 8 simulator validation tissues and 24 DSB validation images."""
+    vrng = np.random.default_rng(7)
+    val = [("simulator", s) for _, s in simulator_samples(list(heldout.SIM_VAL_SEEDS)[:8], spec, vrng)]
+    return val + [("dsb", s) for *_, s in dsb_samples(heldout.dsb_split("val")[:24], spec, vrng)]
+
+
+CONFIDENCE_GRID = (0.5, 0.6)  # the shipped models' search; benchmarks/decode_grid.py widens it
+
+
+def decode_grid(network, val, confidences: tuple[float, ...] = CONFIDENCE_GRID) -> tuple[dict, list[dict]]:
     """Decoding thresholds, peak spacing and vote reach (working px) that maximise a validation score.
 
     The score is (F1@0.5 + mean matched IoU) / 2.
@@ -162,7 +172,7 @@ def decode_grid(network, val) -> tuple[dict, list[dict]]:
     """
     maps = [(predict_maps(network, s.inputs), s.labels, kind) for kind, s in val]
     rows = []
-    grid = itertools.product((0.5, 0.6), (0.06, 0.1, 0.15), (3, 5, 8), (10.0, 20.0))
+    grid = itertools.product(confidences, (0.06, 0.1, 0.15), (3, 5, 8), (10.0, 20.0))
     for conf, centre, min_distance, reach in grid:
         by_kind: dict[str, list[float]] = {}
         options = {"confidence_threshold": conf, "centre_threshold": centre, "min_distance": min_distance,
@@ -251,10 +261,7 @@ def main() -> None:
     print(f"trained in {result.seconds:.0f} s")
 
     # Decoding thresholds on validation data only.
-    vrng = np.random.default_rng(7)
-    val = [("simulator", s) for _, s in simulator_samples(list(heldout.SIM_VAL_SEEDS)[:8], spec, vrng)]
-    val += [("dsb", s) for *_, s in dsb_samples(heldout.dsb_split("val")[:24], spec, vrng)]
-    decode, grid = decode_grid(model.network, val)
+    decode, grid = decode_grid(model.network, validation_samples(spec))
     print(f"chosen decoding thresholds: {decode}")
     model.meta = {
         "name": args.name,
