@@ -250,38 +250,44 @@ def test_large_labels_get_a_pyramid():
     assert pyramid_factors((20000, 9000), None) == [2, 2, 2]
 
 
-def _faults_of_allocation(nbytes: int) -> int:
-    """Minor page faults of filling a new tensor of ``nbytes`` (a torch tensor, as the network's activations;
-    numpy asks for huge pages, which fault 512 times less)."""
+# Run in a fresh interpreter: what glibc's heap holds after the suite's earlier tests (free chunks that a later
+# allocation takes without faulting) would otherwise decide the "default" case.
+FAULTS_SCRIPT = textwrap.dedent(
+    """
     import resource
-
     import torch
-
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    t = torch.ones(nbytes // 4)
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-    del t
-    return faults
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator (elsewhere a no-op)")
-def test_network_passes_reuse_freed_memory_until_the_outermost_exit():
     from gsn_spatial.core.network.memory import keep_freed_memory, network_allocations
+
+    def faults(nbytes):  # minor page faults of filling a new torch tensor (as the network's activations)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        t = torch.ones(nbytes // 4)
+        n = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+        del t
+        return n
 
     nbytes = 64 * 2**20  # above glibc's largest mmap threshold (32 MiB): mmapped and unmapped by default
     pages = nbytes // 4096
-    _faults_of_allocation(nbytes)
-    assert _faults_of_allocation(nbytes) > pages // 2  # the default: every page of a new array faults again
+    faults(nbytes)
+    assert faults(nbytes) > pages // 2, "default: every page of a new array faults again"
     with keep_freed_memory():
         with keep_freed_memory(), network_allocations():  # nested, as predict_maps' inside segment_slide's
             # The heap grows over the first rounds (glibc may need a few when other allocations land above the
             # freed block), then every round reuses it.
-            rounds = [_faults_of_allocation(nbytes) for _ in range(8)]
+            rounds = [faults(nbytes) for _ in range(8)]
             assert max(rounds[-4:]) < pages // 10, rounds
-        with network_allocations():  # the next pass: the heap kept its pages
-            assert _faults_of_allocation(nbytes) < pages // 10
-    with network_allocations():  # the outermost exit gave them back
-        assert _faults_of_allocation(nbytes) > pages // 2
+        with network_allocations():
+            assert faults(nbytes) < pages // 10, "the next pass: the heap kept its pages"
+    with network_allocations():
+        assert faults(nbytes) > pages // 2, "the outermost exit gave them back"
+    print("ok")
+    """
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator (elsewhere a no-op)")
+def test_network_passes_reuse_freed_memory_until_the_outermost_exit():
+    run = subprocess.run([sys.executable, "-c", FAULTS_SCRIPT], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-2000:]
 
 
 def test_memory_reuse_does_not_change_the_result(tissue, model):
