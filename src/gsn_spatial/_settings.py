@@ -43,7 +43,7 @@ class Settings:
         (glibc's heap; elsewhere no effect) instead of page-faulting fresh
         pages for every activation. On the 2-core AVX2 host the default
         segment ran 1.4x faster (``benchmarks/stage_times.py``, docs/speed.md)
-        and its peak memory rose by about 1 GB, whatever the slide size
+        and its peak memory rose by about 1 GB on 17 and 67 MP slides alike
         (``benchmarks/scale.py``, docs/scale.md). Turn off for many workers
         on a machine short of memory.
     write_threads

@@ -66,9 +66,11 @@ def network_allocations() -> contextlib.AbstractContextManager[None]:
     2-core AVX2 host. With no mmaps during the network's passes and the heap
     kept between them (the effect of jemalloc or tcmalloc, which Intel advises
     for PyTorch on CPUs, or of ``GLIBC_TUNABLES=glibc.malloc.mmap_max=0``),
-    later passes reuse the earlier ones' pages. Only the passes: other large
-    arrays (maps, labels) stay mmapped, so that they do not fragment the heap
-    that the passes reuse. Measured in docs/speed.md and docs/scale.md. A
+    later passes reuse the earlier ones' pages. Kept to the passes, where the
+    large allocations repeat: taking the rest of a block (maps, labels) from
+    the heap as well measured the same (``benchmarks/scale.py`` at 17 MP:
+    2.60 GB and 38 s against 2.66 GB and 43 s, one run each), so nothing is
+    gained by widening it. Measured in docs/speed.md and docs/scale.md. A
     side effect of any mallopt call: glibc's mmap threshold stops adapting and
     keeps its value of the moment. A no-op without glibc.
     """
@@ -84,7 +86,7 @@ def network_allocations() -> contextlib.AbstractContextManager[None]:
 
 @functools.cache
 def _libc() -> Any:
-    """glibc, or ``None`` where ``malloc_trim`` is missing (macOS, musl)."""
+    """glibc, or ``None`` where ``malloc_trim`` or ``mallopt`` is missing (macOS, musl)."""
     import ctypes
     import ctypes.util
 
