@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import zarr
+from zarr.codecs import ZstdCodec
 
 from gsn_spatial.core.slide.blocks import BlockGrid
 from gsn_spatial.core.slide.runs import SortedRuns
@@ -22,6 +23,10 @@ from gsn_spatial.core.slide.runs import SortedRuns
 POINT_RECORD = np.dtype([("x", "f8"), ("y", "f8"), ("gene", "i4"), ("part", "i4"), ("row", "i8")])
 ASSIGN_RECORD = np.dtype([("row", "i8"), ("cell", "u4")])
 COUNT_RECORD = np.dtype([("cell", "u4"), ("gene", "u4"), ("count", "u4")])
+# The work directory's label arrays are scratch, written and read once or twice: zstd level 1 instead of zarr's
+# default (level 0, which zstd reads as its default level 3) writes a 1216 px window of labels in 15 ms instead of
+# 24 and reads it in 6 instead of 14, at the same size on disk (0.16 vs 0.17 MB; one-off script, 2026-12-06).
+SCRATCH_CODECS = (ZstdCodec(level=1),)
 
 
 class PartitionSource(Protocol):
@@ -67,7 +72,7 @@ class WorkDir:
         w = g.window_size
         zarr.create_array(
             self.path / "windows.zarr", shape=(g.n_blocks, w, w), chunks=(1, w, w), dtype="uint32",
-            fill_value=0, overwrite=True,
+            fill_value=0, overwrite=True, compressors=SCRATCH_CODECS,
         )  # fmt: skip
         # One chunk per block: blocks finish in any order, in any process.
         zarr.create_array(
@@ -75,7 +80,7 @@ class WorkDir:
         )
         zarr.create_array(
             self.path / "labels.zarr", shape=g.shape, chunks=(g.block_size, g.block_size), dtype="uint32",
-            fill_value=0, overwrite=True,
+            fill_value=0, overwrite=True, compressors=SCRATCH_CODECS,
         )  # fmt: skip
 
     def array(self, name: str, mode: str = "r+") -> zarr.Array:
