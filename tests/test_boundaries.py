@@ -62,3 +62,22 @@ def test_cell_polygons_cover_each_cell():
         rows, cols = np.nonzero(labels == cell)
         inside = shapely.contains_xy(polygon, cols + 0.5, rows + 0.5)
         assert inside.mean() > 0.9, cell
+
+
+def test_cell_polygons_do_not_depend_on_the_window():
+    # Polygons are built window by window (so memory holds one window's rings); any window size, a cell drawn
+    # by a window's halo or read again around itself, and a cell with no pixel left give the same polygons.
+    from gsn_spatial.datasets import synthetic_tissue
+
+    sdata = synthetic_tissue((400, 400), seed=4)
+    labels = np.asarray(sdata.labels["cells"].data).astype(np.uint32)
+    ids = np.unique(labels)[1:]
+    centroids = np.array(ndi.center_of_mass(labels > 0, labels, ids)) + 0.5
+    ids = np.append(ids, ids.max() + 1)  # a cell of the table with no pixel: the pixel at its centroid
+    centroids = np.vstack([centroids, [[7.2, 9.9]]])
+    read = lambda y0, y1, x0, x1: labels[y0:y1, x0:x1]  # noqa: E731
+    whole = cell_polygons(read, labels.shape, ids, centroids, window=4096)
+    for window in (64, 150):
+        tiled = cell_polygons(read, labels.shape, ids, centroids, window=window)
+        assert all(shapely.equals_exact(a, b, tolerance=0) for a, b in zip(whole, tiled, strict=True)), window
+    assert whole[-1].equals(shapely.box(9, 7, 10, 8))

@@ -178,7 +178,12 @@ def cell_polygons(
     array), so a whole slide never has to be in memory. Each cell is drawn by
     the window holding its centroid (``centroids_yx`` in pixels of the labels'
     grid, pixel centres at ``+ 0.5``), from that window with a halo; a cell
-    reaching the halo's edge is read again around its own bounding box.
+    reaching the halo's edge is read again around its own bounding box. The
+    rings of each window become simplified polygons before the next window is
+    read, so memory holds one window's full-resolution rings at a time: at
+    402 k cells (a 268 MP slide) the rings of all cells at once, with their
+    concatenation and unsimplified polygons, took the process from 1.2 to
+    4.0 GB (``benchmarks/scale.py``, 2026-12-06).
 
     Returns the polygons in the order of ``cell_ids``.
 
@@ -195,6 +200,7 @@ def cell_polygons(
     cell_ids = np.asarray(cell_ids)
     index = {int(c): i for i, c in enumerate(cell_ids)}
     out: list = [None] * len(cell_ids)
+    polygons = np.empty(len(cell_ids), dtype=object)
     owner = np.floor(np.asarray(centroids_yx, dtype=float).reshape(-1, 2) / window).astype(np.int64)
     # Cells grouped by owning window in one pass (a scan of every cell per window is cells x windows).
     groups: dict[tuple[int, int], set[int]] = {}
@@ -204,22 +210,37 @@ def cell_polygons(
         y0, x0 = max(0, by * window - WINDOW_HALO), max(0, bx * window - WINDOW_HALO)
         y1, x1 = min(h, (by + 1) * window + WINDOW_HALO), min(w, (bx + 1) * window + WINDOW_HALO)
         block = np.asarray(read(y0, y1, x0, x1))
+        drawn = []
         for label, sl in enumerate(ndimage.find_objects(block), start=1):
             if sl is None or label not in wanted:
                 continue
             touches = (sl[0].start == 0 and y0 > 0) or (sl[0].stop == block.shape[0] and y1 < h)
             touches |= (sl[1].start == 0 and x0 > 0) or (sl[1].stop == block.shape[1] and x1 < w)
+            i = index[label]
             if touches:
-                out[index[label]] = _ring_of_large_cell(read, shape, label, (y0 + sl[0].start, x0 + sl[1].start))
+                out[i] = _ring_of_large_cell(read, shape, label, (y0 + sl[0].start, x0 + sl[1].start))
             else:
-                out[index[label]] = cell_ring(block[sl] == label, origin=(y0 + sl[0].start, x0 + sl[1].start))
+                out[i] = cell_ring(block[sl] == label, origin=(y0 + sl[0].start, x0 + sl[1].start))
+            drawn.append(i)
+        _to_polygons(out, polygons, drawn, tolerance)
+    missing = []
     for i, centroid in enumerate(np.asarray(centroids_yx, dtype=float).reshape(-1, 2)):
-        if out[i] is None:
+        if polygons[i] is None:
             # A cell of the table with no pixel left on this grid (labels resampled to a coarser image): the
             # pixel at its centroid, so that every row of the table still has its polygon.
             r, c = (int(np.clip(np.floor(v), 0, n - 1)) for v, n in zip(centroid, shape, strict=True))
             out[i] = np.array([[c, r], [c + 1, r], [c + 1, r + 1], [c, r + 1], [c, r]], dtype=float)
-    return list(polygons_from_rings(out, tolerance=tolerance))
+            missing.append(i)
+    _to_polygons(out, polygons, missing, tolerance)
+    return list(polygons)
+
+
+def _to_polygons(rings: list, polygons: np.ndarray, items: list[int], tolerance: float) -> None:
+    """``polygons[i]`` from ``rings[i]`` for each of ``items``, whose rings are then let go."""
+    if items:
+        polygons[items] = polygons_from_rings([rings[i] for i in items], tolerance=tolerance)
+        for i in items:
+            rings[i] = None
 
 
 def _ring_of_large_cell(read, shape, label: int, start: tuple[int, int]) -> np.ndarray:
