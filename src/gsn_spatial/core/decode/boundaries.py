@@ -199,7 +199,6 @@ def cell_polygons(
     h, w = shape
     cell_ids = np.asarray(cell_ids)
     index = {int(c): i for i, c in enumerate(cell_ids)}
-    out: list = [None] * len(cell_ids)
     polygons = np.empty(len(cell_ids), dtype=object)
     owner = np.floor(np.asarray(centroids_yx, dtype=float).reshape(-1, 2) / window).astype(np.int64)
     # Cells grouped by owning window in one pass (a scan of every cell per window is cells x windows).
@@ -210,37 +209,27 @@ def cell_polygons(
         y0, x0 = max(0, by * window - WINDOW_HALO), max(0, bx * window - WINDOW_HALO)
         y1, x1 = min(h, (by + 1) * window + WINDOW_HALO), min(w, (bx + 1) * window + WINDOW_HALO)
         block = np.asarray(read(y0, y1, x0, x1))
-        drawn = []
+        drawn, rings = [], []
         for label, sl in enumerate(ndimage.find_objects(block), start=1):
             if sl is None or label not in wanted:
                 continue
             touches = (sl[0].start == 0 and y0 > 0) or (sl[0].stop == block.shape[0] and y1 < h)
             touches |= (sl[1].start == 0 and x0 > 0) or (sl[1].stop == block.shape[1] and x1 < w)
-            i = index[label]
             if touches:
-                out[i] = _ring_of_large_cell(read, shape, label, (y0 + sl[0].start, x0 + sl[1].start))
+                rings.append(_ring_of_large_cell(read, shape, label, (y0 + sl[0].start, x0 + sl[1].start)))
             else:
-                out[i] = cell_ring(block[sl] == label, origin=(y0 + sl[0].start, x0 + sl[1].start))
-            drawn.append(i)
-        _to_polygons(out, polygons, drawn, tolerance)
-    missing = []
-    for i, centroid in enumerate(np.asarray(centroids_yx, dtype=float).reshape(-1, 2)):
-        if polygons[i] is None:
-            # A cell of the table with no pixel left on this grid (labels resampled to a coarser image): the
-            # pixel at its centroid, so that every row of the table still has its polygon.
-            r, c = (int(np.clip(np.floor(v), 0, n - 1)) for v, n in zip(centroid, shape, strict=True))
-            out[i] = np.array([[c, r], [c + 1, r], [c + 1, r + 1], [c, r + 1], [c, r]], dtype=float)
-            missing.append(i)
-    _to_polygons(out, polygons, missing, tolerance)
+                rings.append(cell_ring(block[sl] == label, origin=(y0 + sl[0].start, x0 + sl[1].start)))
+            drawn.append(index[label])
+        if drawn:
+            polygons[drawn] = polygons_from_rings(rings, tolerance=tolerance)
+    # A cell of the table with no pixel left on this grid (labels resampled to a coarser image): the pixel at its
+    # centroid, so that every row of the table still has its polygon.
+    missing = [i for i in range(len(cell_ids)) if polygons[i] is None]
+    if missing:
+        rc = np.clip(np.floor(np.asarray(centroids_yx, dtype=float).reshape(-1, 2)[missing]), 0, np.array(shape) - 1)
+        rings = [np.array([[c, r], [c + 1, r], [c + 1, r + 1], [c, r + 1], [c, r]], float) for r, c in rc.astype(int)]
+        polygons[missing] = polygons_from_rings(rings, tolerance=tolerance)
     return list(polygons)
-
-
-def _to_polygons(rings: list, polygons: np.ndarray, items: list[int], tolerance: float) -> None:
-    """``polygons[i]`` from ``rings[i]`` for each of ``items``, whose rings are then let go."""
-    if items:
-        polygons[items] = polygons_from_rings([rings[i] for i in items], tolerance=tolerance)
-        for i in items:
-            rings[i] = None
 
 
 def _ring_of_large_cell(read, shape, label: int, start: tuple[int, int]) -> np.ndarray:
