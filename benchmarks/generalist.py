@@ -47,6 +47,7 @@ from gsn_spatial.core.image.resample import nearest_window, resample_window, wor
 from gsn_spatial.core.image.size import estimate_nucleus_diameter  # noqa: E402
 from gsn_spatial.core.metrics import expression as expression_metrics  # noqa: E402
 from gsn_spatial.core.metrics.matching import match_scores, mean_best_iou, transcript_agreement  # noqa: E402
+from gsn_spatial.core.network.device import cpu_supports_bf16  # noqa: E402
 from gsn_spatial.core.slide.blocks import WindowOptions, segment_array  # noqa: E402
 from gsn_spatial.qc._common import read_markers  # noqa: E402
 
@@ -125,9 +126,11 @@ def segment_image_only(image: np.ndarray, model) -> np.ndarray:
     lo, hi = sample_percentiles(image, spec.percentiles)
     inputs = np.stack([normalise_intensity(working, lo, hi), np.zeros(shape, np.float32)])
     decode = {"min_area": Defaults.MIN_AREA, **model.meta.get("decode", {})}
+    # The network segment runs here: int8 on a CPU without native bf16 (gsn.settings.cpu_int8), else float.
+    int8 = gsn.settings.cpu_int8 and not (gsn.settings.cpu_bf16 and cpu_supports_bf16())
     labels = segment_array(
         inputs,
-        model.network,
+        model.inference_network(int8=int8),
         block_size=Defaults.BLOCK_SIZE,
         halo=Defaults.BLOCK_HALO,
         options=WindowOptions(tile_size=None, decode=decode),

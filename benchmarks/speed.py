@@ -2,10 +2,11 @@
 
 On one synthetic 2048 x 2048 tissue (about 0.44 M transcripts) it prints megapixels/s of
 (a) the network alone (one pass per 1152 px block window, as ``segment`` runs it:
-batch norms folded, channels-last, bf16 where the CPU has it; also float32, and
-compiled with ``torch.compile``), (b) the RNA location map (binned, the
+batch norms folded, channels-last, bf16 where the CPU has it; also float32, int8
+(where the model carries int8 ranges) and compiled with ``torch.compile``), (b) the RNA location map (binned, the
 default, and exact), (c) decoding, (d) transcript assignment and
-(e) ``gsn.tl.segment`` end to end (defaults, and with ``gsn.settings.compile``);
+(e) ``gsn.tl.segment`` end to end (defaults: int8 on a CPU without bf16; float32 when they are int8;
+and with ``gsn.settings.compile``);
 then the same image through Cellpose 3.1's ``CellposeModel(pretrained_model=False).eval`` (random weights: its timing,
 not its masks, is what is compared) and the ratio. It also checks that the
 speed-ups leave quality unchanged: F1 against the truth of the default
@@ -37,6 +38,7 @@ from gsn_spatial import _sdata
 from gsn_spatial.core.assign.counts import lookup_cells
 from gsn_spatial.core.decode.cells import decode_cells
 from gsn_spatial.core.network.device import resolve_device
+from gsn_spatial.core.network.quantize import int8_available
 from gsn_spatial.core.network.tiling import predict_maps
 from gsn_spatial.core.network.unet import fold_batch_norms
 from gsn_spatial.core.rna.density import rna_density_window
@@ -77,7 +79,7 @@ def main() -> None:
 
     sdata = gsn.datasets.synthetic_tissue((n, n), seed=args.seed)
     model = gsn.models.load(args.model)
-    net = fold_batch_norms(model.network)  # as segment runs it
+    net = fold_batch_norms(model.network)  # as segment runs it in float
     device, autocast = resolve_device("cpu", cpu_bf16=gsn.settings.cpu_bf16)
     image = np.asarray(sdata.images["dapi"].values[0], dtype=np.float32)
     lo, hi = np.percentile(image, model.input.percentiles)
@@ -105,6 +107,10 @@ def main() -> None:
     rows.append((f"(a) network, {'bf16' if autocast else 'float32'}, channels-last", 1152 * 1152 / 1e6 / t_net))
     t_net32 = timed(lambda: predict_maps(net, window, tile_size=1152, overlap=0, batch_size=1), 1)
     rows.append(("(a) network, float32, channels-last", 1152 * 1152 / 1e6 / t_net32))
+    if model.int8_ranges and int8_available():  # what segment runs on a CPU without bf16 (gsn.settings.cpu_int8)
+        net8 = model.inference_network(int8=True)
+        t_net8 = timed(lambda: predict_maps(net8, window, tile_size=1152, overlap=0, batch_size=1), 2)
+        rows.append(("(a) network, int8, channels-last", 1152 * 1152 / 1e6 / t_net8))
     compiled = copy.deepcopy(net)
     compiled.compile(dynamic=False)
     t0 = time.perf_counter()
@@ -141,10 +147,20 @@ def main() -> None:
     rows.append((f"(d) transcript assignment ({len(xy) / t_asg / 1e6:.1f} M transcripts/s)", mp / t_asg))
     assert (lookup_cells(truth, xy) >= 0).all()
 
-    # (e) End to end, with the defaults.
+    # (e) End to end, with the defaults (int8 on a CPU without bf16), and in float.
     t_seg = timed(lambda: gsn.tl.segment(sdata, model=model, overwrite=True))
-    rows.append(("(e) gsn.tl.segment end to end (defaults)", mp / t_seg))
+    precision = sdata.tables["gsn_table"].uns["gsn"]["params"]["precision"]
+    rows.append((f"(e) gsn.tl.segment end to end (defaults: {precision})", mp / t_seg))
     f1_default = f1s(sdata)
+    f1_float = None
+    if precision == "int8":
+        gsn.settings.cpu_int8 = False
+        try:
+            t_seg32 = timed(lambda: gsn.tl.segment(sdata, model=model, overwrite=True), warmup=False)
+        finally:
+            gsn.settings.cpu_int8 = True
+        rows.append(("(e) gsn.tl.segment end to end, float32 (gsn.settings.cpu_int8 = False)", mp / t_seg32))
+        f1_float = f1s(sdata)
     gsn.settings.compile = True
     try:
         t_segc = timed(lambda: gsn.tl.segment(sdata, model=model, overwrite=True))  # the warm-up compiles
@@ -155,13 +171,13 @@ def main() -> None:
 
     # Quality reference: float32, exact RNA map, 256 px tiles with the paper's 50 % overlap.
     exact = dataclasses.replace(model, input=dataclasses.replace(model.input, rna_method="exact"))
-    gsn.settings.cpu_bf16 = False
+    gsn.settings.cpu_bf16 = gsn.settings.cpu_int8 = False
     try:
         t_ref = timed(
             lambda: gsn.tl.segment(sdata, model=exact, tile_size=256, tile_overlap=128, overwrite=True), warmup=False
         )
     finally:
-        gsn.settings.cpu_bf16 = True
+        gsn.settings.cpu_bf16 = gsn.settings.cpu_int8 = True
     rows.append(("(e') segment, float32, exact RNA map, 256 px tiles, 50 % overlap (reference)", mp / t_ref))
     f1_ref = f1s(sdata)
 
@@ -187,7 +203,8 @@ def main() -> None:
         print(f"segment end to end / Cellpose eval: {mp / t_seg / cellpose_rate:.1f}x")
     print(
         f"\nF1@0.5 / F1@0.75 against the truth: defaults {f1_default[0]:.4f} / {f1_default[1]:.4f}; "
-        f"compiled {f1_compiled[0]:.4f} / {f1_compiled[1]:.4f}; "
+        + (f"float32 {f1_float[0]:.4f} / {f1_float[1]:.4f}; " if f1_float else "")
+        + f"compiled {f1_compiled[0]:.4f} / {f1_compiled[1]:.4f}; "
         f"float32 50 %-overlap reference {f1_ref[0]:.4f} / {f1_ref[1]:.4f}; "
         f"differences {f1_default[0] - f1_ref[0]:+.4f} / {f1_default[1] - f1_ref[1]:+.4f}"
     )

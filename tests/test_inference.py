@@ -36,7 +36,11 @@ def test_one_tile_is_the_network_output():
 def test_segment_with_compiled_network_matches_eager():
     # torch.compile (gsn.settings.compile) pads edge windows to one shape; the cells must be the same.
     sdata = gsn.datasets.synthetic_tissue((384, 320), seed=4)
-    gsn.tl.segment(sdata, block_size=256, block_halo=32)
+    gsn.settings.cpu_int8 = False  # a compiled network runs in float, so the eager one here as well
+    try:
+        gsn.tl.segment(sdata, block_size=256, block_halo=32)
+    finally:
+        gsn.settings.cpu_int8 = True
     gsn.settings.compile = True
     try:
         gsn.tl.segment(sdata, block_size=256, block_halo=32, labels_key_added="compiled", table_key_added="t2",

@@ -20,6 +20,12 @@ class Settings:
         (AMX / AVX-512 bf16); elsewhere inference stays float32. Measured
         1.5-1.8x faster with F1 within 0.002 of float32
         (``benchmarks/precision.py``).
+    cpu_int8
+        On CPUs without native bfloat16 (or with ``cpu_bf16`` off), run the
+        network of ``gsn.tl.segment`` in 8-bit integers where the model
+        carries int8 calibration (the shipped ``generalist`` models do;
+        :mod:`gsn_spatial.core.network.quantize`). Measured in docs/speed.md;
+        off: float32, as before. Not combined with ``compile``.
     compile
         Compile the network with ``torch.compile`` in ``gsn.tl.segment``
         (the first window then waits for the compilation, 16-35 s on the
@@ -59,6 +65,7 @@ class Settings:
 
     device: str = "auto"
     cpu_bf16: bool = True
+    cpu_int8: bool = True
     compile: bool = False
     progress: bool | None = None
     work_dir: str | None = None

@@ -8,7 +8,8 @@ from typing import Any
 
 import torch
 
-from gsn_spatial.core.network.unet import GeneSegNet, NetworkConfig
+from gsn_spatial.core.network.quantize import int8_available, quantize_int8
+from gsn_spatial.core.network.unet import GeneSegNet, NetworkConfig, fold_batch_norms
 
 MODEL_FORMAT = "gsn_spatial.model/1"
 
@@ -92,6 +93,9 @@ class GeneSegModel:
     network: GeneSegNet
     input: InputSpec = field(default_factory=InputSpec)
     meta: dict[str, Any] = field(default_factory=dict)
+    #: Activation ranges for int8 inference on CPUs (:func:`~gsn_spatial.core.network.quantize.calibrate_int8`,
+    #: on the model's training data); ``None``: the model runs in float32 there.
+    int8_ranges: dict[str, tuple[float, float]] | None = None
 
     @classmethod
     def new(cls, config: NetworkConfig | None = None, input: InputSpec | None = None) -> GeneSegModel:
@@ -108,6 +112,7 @@ class GeneSegModel:
                 "input": asdict(self.input),
                 "meta": self.meta,
                 "state_dict": state,
+                **({"int8_ranges": {k: list(v) for k, v in self.int8_ranges.items()}} if self.int8_ranges else {}),
             },
             path,
         )
@@ -128,4 +133,23 @@ class GeneSegModel:
         net = GeneSegNet(NetworkConfig.from_dict(blob["network"]))
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
         net.eval()
-        return cls(net, InputSpec.from_dict(blob["input"]), dict(blob.get("meta", {})))
+        ranges = blob.get("int8_ranges")
+        ranges = {k: (float(lo), float(hi)) for k, (lo, hi) in ranges.items()} if ranges else None
+        return cls(net, InputSpec.from_dict(blob["input"]), dict(blob.get("meta", {})), ranges)
+
+    def inference_network(self, *, int8: bool = False) -> GeneSegNet:
+        """A copy of the network for inference, batch norms folded (:func:`fold_batch_norms`).
+
+        ``int8=True``: in 8-bit integers (:mod:`gsn_spatial.core.network.quantize`) where the model carries
+        :attr:`int8_ranges` and this torch can; otherwise float32. The model itself is left unchanged.
+
+        Examples
+        --------
+        >>> m = GeneSegModel.new(NetworkConfig(widths=(8, 8, 8, 8, 8)))
+        >>> type(m.inference_network(int8=True)).__name__  # no int8 ranges: float32
+        'GeneSegNet'
+        """
+        folded = fold_batch_norms(self.network)
+        if int8 and self.int8_ranges and int8_available():
+            return quantize_int8(folded, self.int8_ranges)
+        return folded

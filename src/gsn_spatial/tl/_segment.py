@@ -11,7 +11,7 @@ from gsn_spatial import _sdata
 from gsn_spatial._constants import Defaults, Keys, run_keys
 from gsn_spatial._settings import progress_bar, settings
 from gsn_spatial.core.network.device import resolve_device
-from gsn_spatial.core.network.unet import fold_batch_norms
+from gsn_spatial.core.network.quantize import int8_available
 from gsn_spatial.core.slide.blocks import BlockGrid, WindowOptions, check_block_geometry
 from gsn_spatial.core.slide.runner import active_client
 from gsn_spatial.core.slide.steps import (
@@ -229,6 +229,10 @@ def segment(
         gsn_model, confidence_threshold, centre_threshold
     )
     torch_device, autocast = resolve_device(device or settings.device, cpu_bf16=settings.cpu_bf16)
+    int8 = (
+        settings.cpu_int8 and torch_device.type == "cpu" and autocast is None and not settings.compile
+        and gsn_model.int8_ranges is not None and int8_available()
+    )  # fmt: skip
     # Keys first, so that output-key errors come before any reading.
     image_key = _sdata.resolve_key(sdata, "images", image_key, parameter="image_key")
     points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")
@@ -275,7 +279,7 @@ def segment(
         "min_area": min_area,
         **vote_geometry,
         "device": str(torch_device),
-        "precision": str(autocast).replace("torch.", "") if autocast else "float32",
+        "precision": "int8" if int8 else str(autocast).replace("torch.", "") if autocast else "float32",
         "compiled": bool(settings.compile),
         "assignment_key": assignment_key_added,
         **assignment_params(assignment),
@@ -294,8 +298,8 @@ def segment(
         if not resumed:
             work.create_arrays()
         client = active_client()
-        # An inference copy (the caller's model stays as it is) with the batch norms that can be folded folded.
-        network = fold_batch_norms(gsn_model.network).to(torch_device)
+        # An inference copy (the caller's model stays as it is): batch norms folded, in int8 where chosen above.
+        network = gsn_model.inference_network(int8=int8).to(torch_device)
         if settings.compile and (client is None or torch_device.type != "cpu"):
             # Edge windows keep their own shapes (padded only to the network's input multiple, as one pass over
             # the image is), so a slide compiles up to four shapes: padding them all to one shape changed the
