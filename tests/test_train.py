@@ -6,6 +6,7 @@ import torch
 
 import gsn_spatial as gsn
 from gsn_spatial.core.metrics.matching import mean_best_iou
+from gsn_spatial.core.network.quantize import int8_available
 from gsn_spatial.core.network.unet import NetworkConfig
 from gsn_spatial.core.simulate.tissue import simulate_tissue
 from gsn_spatial.core.train.fit import FitOptions
@@ -103,9 +104,12 @@ def test_train_writes_history_labels_and_checkpoints(tmp_path):
     ]
     saved = GeneSegModel.load(tmp_path / "round_2.pt")
     assert saved.meta["name"] == "tiny" and len(saved.meta["history"]) == 2
-    # The trained model segments.
+    # The trained model segments, in int8 on a CPU without bf16: train chose its activation ranges.
     gsn.tl.segment(sdata, model=m, device="cpu")
     assert "gsn_labels" in sdata.labels
+    if int8_available():
+        assert m.int8_ranges and GeneSegModel.load(m.save(tmp_path / "m.pt")).int8_ranges == m.int8_ranges
+        assert sdata.tables["gsn_table"].uns["gsn"]["params"]["precision"] in ("int8", "bfloat16")
 
 
 def test_resume_continues_after_last_round(tmp_path):

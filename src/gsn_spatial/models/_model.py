@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from gsn_spatial.core.network.quantize import int8_available, quantize_int8
+from gsn_spatial.core.network.quantize import Int8GeneSegNet, int8_available, quantize_int8
 from gsn_spatial.core.network.unet import GeneSegNet, NetworkConfig, fold_batch_norms
 
 MODEL_FORMAT = "gsn_spatial.model/1"
@@ -137,7 +137,7 @@ class GeneSegModel:
         ranges = {k: (float(lo), float(hi)) for k, (lo, hi) in ranges.items()} if ranges else None
         return cls(net, InputSpec.from_dict(blob["input"]), dict(blob.get("meta", {})), ranges)
 
-    def inference_network(self, *, int8: bool = False) -> GeneSegNet:
+    def inference_network(self, *, int8: bool = False) -> GeneSegNet | Int8GeneSegNet:
         """A copy of the network for inference, batch norms folded (:func:`fold_batch_norms`).
 
         ``int8=True``: in 8-bit integers (:mod:`gsn_spatial.core.network.quantize`) where the model carries

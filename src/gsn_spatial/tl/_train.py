@@ -18,6 +18,7 @@ from gsn_spatial import __version__, _sdata
 from gsn_spatial._constants import Defaults, round_labels_key
 from gsn_spatial._settings import progress_bar, settings
 from gsn_spatial.core.network.device import resolve_device
+from gsn_spatial.core.network.quantize import calibrate_int8, calibration_windows, int8_available
 from gsn_spatial.core.network.unet import fold_batch_norms
 from gsn_spatial.core.rna.density import rna_density_window
 from gsn_spatial.core.slide.blocks import WindowOptions, segment_array
@@ -188,7 +189,10 @@ def train(
         The trained model; ``model.meta["history"]`` holds per round the
         training and validation losses, cells in and out, the IoU to the
         previous round, the time and whether the round was accepted;
-        ``model.meta["params"]`` the pixel size used and how it was found.
+        ``model.meta["params"]`` the pixel size used and how it was found;
+        ``model.int8_ranges`` the activation ranges for int8 inference on CPUs
+        without bf16, chosen on windows of the training slide (where this
+        torch can quantize; :mod:`gsn_spatial.core.network.quantize`).
 
     Examples
     --------
@@ -350,6 +354,12 @@ def train(
     )
     set_meta(hist)
     gsn_model.network.eval()
+    if int8_available():
+        # Activation ranges for int8 inference on CPUs without bf16 (what segment runs there), chosen on the
+        # slide the model was trained on: a few seconds (core.network.quantize).
+        windows = calibration_windows(full, seed=seed)
+        gsn_model.int8_ranges = calibrate_int8(fold_batch_norms(gsn_model.network), windows)
+        gsn_model.meta["int8"] = {"calibration": f"{len(windows)} windows of the training slide, working scale"}
     if refined_labels_key is not None and per_round:
         tf = dict(get_transformation(inputs.image_element, get_all=True))
         elements = {

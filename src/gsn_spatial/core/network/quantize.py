@@ -38,6 +38,7 @@ import threading
 import warnings
 from collections.abc import Iterable, Iterator
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -134,24 +135,58 @@ def calibrate_int8(network: GeneSegNet, inputs: Iterable[torch.Tensor]) -> dict[
     return ranges
 
 
-class Int8GeneSegNet(nn.Module):
-    """The int8 form of a :class:`GeneSegNet`: same inputs, same outputs, same :meth:`predict`.
+def calibration_windows(inputs: np.ndarray, *, n: int = 4, size: int = 512, seed: int = 0) -> list[torch.Tensor]:
+    """Up to ``n`` windows of ``size`` px (at most the array) from a ``(2, h, w)`` network input, for calibration.
 
-    Pickled (for ``dask.distributed`` workers) as the float network and the
-    ranges, and quantized again where it is unpickled: a quantized FX graph
-    does not pickle.
+    Placed at random (``seed``) and zero-padded to the network's input
+    multiple, as ``predict_maps`` pads.
+
+    Examples
+    --------
+    >>> [tuple(w.shape) for w in calibration_windows(np.zeros((2, 100, 700), np.float32), n=2, size=512)]
+    [(1, 2, 112, 512), (1, 2, 112, 512)]
+    """
+    rng = np.random.default_rng(seed)
+    m = GeneSegNet.INPUT_MULTIPLE
+    _, h, w = inputs.shape
+    wh, ww = min(size, h), min(size, w)
+    out = []
+    for _ in range(n):
+        y, x = int(rng.integers(0, h - wh + 1)), int(rng.integers(0, w - ww + 1))
+        window = np.pad(inputs[:, y : y + wh, x : x + ww], ((0, 0), (0, -wh % m), (0, -ww % m)))
+        out.append(torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32))[None])
+    return out
+
+
+class Int8GeneSegNet:
+    """The int8 form of a :class:`GeneSegNet`: same inputs, same outputs, same :meth:`predict`; CPU only.
+
+    Not an ``nn.Module``, so that ``dask.distributed`` ships it to workers by
+    pickling, which sends the float network and the ranges and quantizes
+    again where it is unpickled (a quantized FX graph does not pickle, and
+    dask's serializer for modules walks into it). ``eval`` and ``to`` are
+    there for the code that handles networks in general.
     """
 
     predict = GeneSegNet.predict
 
     def __init__(self, graph: torch.fx.GraphModule, source: GeneSegNet, ranges: dict[str, tuple[float, float]]):
-        super().__init__()
         self.graph = graph
         self.config = source.config
-        self._source = (source, ranges)  # a tuple, so that nn.Module does not register the float copy
+        self._source = (source, ranges)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.graph(x)
+
+    def eval(self) -> Int8GeneSegNet:
+        return self
+
+    def to(self, *args, **kwargs) -> Int8GeneSegNet:
+        """Itself: it is in inference mode on the CPU already; a memory format changes nothing."""
+        for a in (*args, kwargs.get("device")):
+            if isinstance(a, (str, torch.device)) and torch.device(a).type != "cpu":
+                raise ValueError(f"The int8 network runs on the CPU only, not on {a!r}.")
+        return self
 
     def __reduce__(self):
         return quantize_int8, self._source
@@ -220,4 +255,4 @@ def _quantize(network: GeneSegNet, ranges: dict[str, tuple[float, float]]) -> In
             obs.min_val.resize_(()).fill_(lo)
             obs.max_val.resize_(()).fill_(hi)
         graph = convert_fx(prepared)
-    return Int8GeneSegNet(graph, copy.deepcopy(network), dict(ranges)).eval()
+    return Int8GeneSegNet(graph.eval(), copy.deepcopy(network), dict(ranges))
