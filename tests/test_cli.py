@@ -13,6 +13,7 @@ import spatialdata as sd
 
 import gsn_spatial as gsn
 from gsn_spatial.cli import build_parser, main
+from gsn_spatial.core.network.quantize import int8_available
 
 FAST = ["--tile-size", "128", "--tile-overlap", "16", "--block-size", "256", "--no-progress"]
 
@@ -126,6 +127,20 @@ def test_segment_compile_flag(segmented, copy, monkeypatch):
     assert back.tables["compiled_table"].uns["gsn"]["params"]["compiled"] is True
     assert back.tables["gsn_table"].uns["gsn"]["params"]["compiled"] is False
     assert gsn.qc.match_reference(back, labels_key="compiled", reference_key="cells")["f1"] > 0.8
+
+
+def test_segment_float32_flag(segmented, copy):
+    path = copy(segmented)
+    argv = ["segment", str(path), "--labels-key-added", "f32", "--table-key-added", "f32_table"]
+    assert main([*argv, "--assignment-key-added", "f32_tx", *FAST, "--float32"]) == 0
+    assert gsn.settings.cpu_int8 is True  # restored after the command
+    back = sd.read_zarr(path)
+    # int8 where the CPU has no bf16 (the default model carries int8 ranges), float32 with the flag.
+    default = back.tables["gsn_table"].uns["gsn"]["params"]["precision"]
+    assert default in (("int8", "bfloat16") if int8_available() else ("float32", "bfloat16"))
+    assert back.tables["f32_table"].uns["gsn"]["params"]["precision"] == (
+        "bfloat16" if default == "bfloat16" else "float32"
+    )
 
 
 def test_qc_table(segmented, tmp_path, capsys):

@@ -50,8 +50,9 @@ def _segment(args: argparse.Namespace) -> None:
         + ["tile_size", "tile_overlap", "block_size", "block_halo", "batch_size", "min_area"]
         + ["pixel_size", "labels_grid"],
     )
-    previous = gsn.settings.compile
+    previous, previous_int8 = gsn.settings.compile, gsn.settings.cpu_int8
     gsn.settings.compile = previous or args.compile
+    gsn.settings.cpu_int8 = previous_int8 and not args.float32
     try:
         gsn.tl.segment(
             sdata,
@@ -62,7 +63,7 @@ def _segment(args: argparse.Namespace) -> None:
             **kwargs,
         )
     finally:
-        gsn.settings.compile = previous
+        gsn.settings.compile, gsn.settings.cpu_int8 = previous, previous_int8
     keys = gsn.run_keys(args.labels_key_added)
     table_key = args.table_key_added or keys.table
     n = sdata.tables[table_key].n_obs

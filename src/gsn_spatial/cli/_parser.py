@@ -153,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="compile the network with torch.compile (gsn.settings.compile): a one-off wait of tens of seconds, "
         "then a faster network; pays on large slides",
     )
+    g.add_argument(
+        "--float32",
+        action="store_true",
+        help="on a CPU without native bf16, run the network in float32 instead of int8 (gsn.settings.cpu_int8 = "
+        "False): slower, for comparing with earlier runs",
+    )
     _common(p)
 
     p = sub.add_parser(
