@@ -65,7 +65,8 @@ def main() -> None:
     model.meta["int8"] = {
         "calibration": (
             f"{args.n_sim} simulator training tissues, {args.n_dsb} DSB training images, the Xenium and CosMx "
-            "training columns; working scale; HistogramObserver ranges, activations 7 bit, heads float32"
+            "training columns; working scale; HistogramObserver ranges, activations 7 bit, "
+            "full-resolution layers and heads float32"
         ),
         "date": datetime.date.today().isoformat(),
         "torch": str(torch.__version__),

@@ -46,10 +46,10 @@ def test_int8_maps_are_close_to_float(trained):
     with torch.inference_mode():
         want, got = net.predict(inputs[0]), q.predict(inputs[0])
     conf = (want[:, 0] - got[:, 0]).abs()
-    # Measured 2026-12-06 (AVX2 host): confidence off by 0.004 on average, 0.052 at the 99th percentile, 0.13 at
-    # most; offsets by a median 0.26 px.
-    assert float(conf.mean()) < 0.02 and float(conf.quantile(0.99)) < 0.1
-    assert float((want[:, 2:] - got[:, 2:]).abs().median()) < 0.5
+    # Measured 2026-12-06 (AVX2 host): confidence off by 0.003 on average, 0.036 at the 99th percentile, 0.094 at
+    # most; offsets by a median 0.15 px.
+    assert float(conf.mean()) < 0.01 and float(conf.quantile(0.99)) < 0.08
+    assert float((want[:, 2:] - got[:, 2:]).abs().median()) < 0.3
     # Fewer bits than float, so not identical: the comparison above is not vacuous.
     assert float(conf.max()) > 0
 

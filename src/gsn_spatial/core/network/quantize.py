@@ -18,9 +18,9 @@ Activations use 7 of their 8 bits (``reduce_range``): CPUs without VNNI
 multiply unsigned 8-bit activations by signed 8-bit weights in pairs summed
 into 16 bits, which saturates with full-range activations. With 8 bits the
 maps of the shipped default differed from float32 by 0.030 in mean confidence
-on a simulated window, with 7 bits by 0.008 (one-off comparison, 2026-12-06).
-The three 1x1 output heads stay in float32: they are cheap, and the offsets'
-precision matters to decoding.
+on a simulated window, with 7 bits by 0.008 (every layer in int8; one-off comparison, 2026-12-06).
+The full-resolution layers and the 1x1 output heads stay in float32
+(``FLOAT_MODULES``: no slower, and closer to float32's cells).
 
 ``torch.ao.quantization`` is deprecated in favour of ``torchao`` (whose CPU
 path goes through ``torch.compile``) but is present and works in the torch
@@ -45,7 +45,12 @@ from torch import nn
 from gsn_spatial.core.network.unet import GeneSegNet
 
 ENGINE = "onednn"
-FLOAT_MODULES = ("head_confidence", "head_centre", "head_offset")
+# Kept in float32: the full-resolution layers (stem, last decoder scale, output norm) and the 1x1 heads. There the
+# 16 channels are too few for oneDNN's int8 kernels (the convolutions ran at 184 GOPS against 300-380 at 32-128
+# channels, the batch norms 4-5x slower per value), so a window ran as fast with them in float32 (0.89-0.93 s
+# against 0.95-0.99 s, one-off script), and the cells there are drawn: on the Xenium crop (no labels used) 893
+# cells against float32's 906 and F1 0.74 at IoU 0.9 to them, against 923 and 0.65 with everything in int8.
+FLOAT_MODULES = ("stem", "decoder.3", "out_norm", "head_confidence", "head_centre", "head_offset")
 
 
 def int8_available() -> bool:
@@ -67,16 +72,26 @@ def int8_available() -> bool:
 
 @contextlib.contextmanager
 def _engine() -> Iterator[None]:
-    """oneDNN as the quantized engine within the block (weights are packed for it), restored afterwards."""
-    previous = torch.backends.quantized.engine
+    """oneDNN as the quantized engine within the block (weights are packed for it), restored afterwards.
+
+    Also no stack trace recorded per traced node: symbolizing them took 3 of the 4 s of the first
+    quantization in a process (cProfile, 2-core host), for debugging information nothing here reads.
+    """
+    import torch.fx.config as fx_config
+
+    previous = torch.backends.quantized.engine, getattr(fx_config, "do_not_emit_stack_traces", None)
     torch.backends.quantized.engine = ENGINE
+    if previous[1] is not None:
+        fx_config.do_not_emit_stack_traces = True
     try:
         with warnings.catch_warnings():
             # The deprecation notice of torch.ao.quantization and notes on observer arguments, once per call.
             warnings.simplefilter("ignore")
             yield
     finally:
-        torch.backends.quantized.engine = previous
+        torch.backends.quantized.engine = previous[0]
+        if previous[1] is not None:
+            fx_config.do_not_emit_stack_traces = previous[1]
 
 
 def _prepared(network: GeneSegNet, observer: type, example: torch.Tensor) -> torch.fx.GraphModule:
