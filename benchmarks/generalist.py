@@ -47,9 +47,10 @@ from gsn_spatial.core.image.resample import nearest_window, resample_window, wor
 from gsn_spatial.core.image.size import estimate_nucleus_diameter  # noqa: E402
 from gsn_spatial.core.metrics import expression as expression_metrics  # noqa: E402
 from gsn_spatial.core.metrics.matching import match_scores, mean_best_iou, transcript_agreement  # noqa: E402
-from gsn_spatial.core.network.device import cpu_supports_bf16  # noqa: E402
+from gsn_spatial.core.network.device import resolve_device  # noqa: E402
 from gsn_spatial.core.slide.blocks import WindowOptions, segment_array  # noqa: E402
 from gsn_spatial.qc._common import read_markers  # noqa: E402
+from gsn_spatial.tl._inputs import int8_inference  # noqa: E402
 
 PIXEL_SIZES = (0.125, 0.25, 0.5, 1.0)
 EXPANSIONS_UM = (0.0, 2.0, 4.0, 6.0, 8.0)
@@ -127,7 +128,7 @@ def segment_image_only(image: np.ndarray, model) -> np.ndarray:
     inputs = np.stack([normalise_intensity(working, lo, hi), np.zeros(shape, np.float32)])
     decode = {"min_area": Defaults.MIN_AREA, **model.meta.get("decode", {})}
     # The network segment runs here: int8 on a CPU without native bf16 (gsn.settings.cpu_int8), else float.
-    int8 = gsn.settings.cpu_int8 and not (gsn.settings.cpu_bf16 and cpu_supports_bf16())
+    int8 = int8_inference(model, *resolve_device("cpu", cpu_bf16=gsn.settings.cpu_bf16))
     labels = segment_array(
         inputs,
         model.inference_network(int8=int8),

@@ -30,8 +30,7 @@ sys.path.insert(0, str(ROOT.parent / "benchmarks"))
 import heldout  # noqa: E402
 import train_generalist_model as recipe  # noqa: E402
 
-from gsn_spatial.core.network.quantize import calibrate_int8  # noqa: E402
-from gsn_spatial.core.network.unet import GeneSegNet  # noqa: E402
+from gsn_spatial.core.network.quantize import calibrate_int8, network_input  # noqa: E402
 from gsn_spatial.models import load  # noqa: E402
 
 
@@ -41,13 +40,6 @@ def calibration_inputs(spec, n_sim: int, n_dsb: int) -> list[np.ndarray]:
     dsb = [s.inputs for *_, s in recipe.dsb_samples(heldout.dsb_split("train")[:n_dsb], spec, rng)]
     crops = [recipe.crop_sample(c, spec).inputs for c in (heldout.xenium_crop(), heldout.cosmx_crop())]
     return sim + dsb + crops
-
-
-def as_network_input(x: np.ndarray) -> torch.Tensor:
-    m = GeneSegNet.INPUT_MULTIPLE
-    h, w = x.shape[1:]
-    x = np.pad(x, ((0, 0), (0, -h % m), (0, -w % m)))  # zero padding, as predict_maps pads
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None]
 
 
 def main() -> None:
@@ -60,7 +52,7 @@ def main() -> None:
     model = load(args.model)
     inputs = calibration_inputs(model.input, args.n_sim, args.n_dsb)
     t0 = time.perf_counter()
-    model.int8_ranges = calibrate_int8(model.inference_network(), (as_network_input(x) for x in inputs))
+    model.int8_ranges = calibrate_int8(model.inference_network(), (network_input(x) for x in inputs))
     seconds = time.perf_counter() - t0
     model.meta["int8"] = {
         "calibration": (

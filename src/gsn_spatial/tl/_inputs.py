@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +14,11 @@ from spatialdata import SpatialData
 
 from gsn_spatial import _sdata
 from gsn_spatial._constants import Defaults
+from gsn_spatial._settings import settings
 from gsn_spatial.core.image.intensity import sample_percentiles
 from gsn_spatial.core.image.resample import nearest_window, working_shape
-from gsn_spatial.core.network.unet import GeneSegNet
+from gsn_spatial.core.network.quantize import int8_available
+from gsn_spatial.core.network.unet import GeneSegNet, weights_digest
 from gsn_spatial.core.rna.density import rna_map_settings
 from gsn_spatial.models import GeneSegModel, InputSpec
 from gsn_spatial.models import load as load_model
@@ -307,11 +308,20 @@ def check_tiling(tile_size: int | None, tile_overlap: int, block_size: int, bloc
 
 def network_digest(network: torch.nn.Module) -> str:
     """Hash of a network's weights (identifies the model of a resumable run)."""
-    h = hashlib.sha256()
-    for name, tensor in network.state_dict().items():
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
+    return weights_digest(network)[:16]
+
+
+def int8_inference(model: GeneSegModel, device: torch.device, autocast: torch.dtype | None) -> bool:
+    """Whether ``segment`` runs ``model``'s network in int8 on ``device`` (see ``Settings.cpu_int8``).
+
+    On the CPU without bf16 autocast, with ``gsn.settings.cpu_int8`` on and
+    ``compile`` off, for a model that carries int8 ranges, where this torch
+    can quantize (:mod:`gsn_spatial.core.network.quantize`).
+    """
+    return (
+        settings.cpu_int8 and device.type == "cpu" and autocast is None and not settings.compile
+        and model.int8_ranges is not None and int8_available()
+    )  # fmt: skip
 
 
 def decode_settings(

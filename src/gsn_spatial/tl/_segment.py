@@ -11,7 +11,6 @@ from gsn_spatial import _sdata
 from gsn_spatial._constants import Defaults, Keys, run_keys
 from gsn_spatial._settings import progress_bar, settings
 from gsn_spatial.core.network.device import resolve_device
-from gsn_spatial.core.network.quantize import int8_available
 from gsn_spatial.core.slide.blocks import BlockGrid, WindowOptions, check_block_geometry
 from gsn_spatial.core.slide.runner import active_client
 from gsn_spatial.core.slide.steps import (
@@ -30,6 +29,7 @@ from gsn_spatial.tl._inputs import (
     check_pixel_size,
     check_tiling,
     decode_settings,
+    int8_inference,
     network_digest,
     resolve_inputs,
     resolve_model,
@@ -229,10 +229,7 @@ def segment(
         gsn_model, confidence_threshold, centre_threshold
     )
     torch_device, autocast = resolve_device(device or settings.device, cpu_bf16=settings.cpu_bf16)
-    int8 = (
-        settings.cpu_int8 and torch_device.type == "cpu" and autocast is None and not settings.compile
-        and gsn_model.int8_ranges is not None and int8_available()
-    )  # fmt: skip
+    int8 = int8_inference(gsn_model, torch_device, autocast)
     # Keys first, so that output-key errors come before any reading.
     image_key = _sdata.resolve_key(sdata, "images", image_key, parameter="image_key")
     points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")

@@ -33,7 +33,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import copy
-import hashlib
 import threading
 import warnings
 from collections.abc import Iterable, Iterator
@@ -42,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gsn_spatial.core.network.unet import GeneSegNet
+from gsn_spatial.core.network.unet import GeneSegNet, weights_digest
 
 ENGINE = "onednn"
 # Kept in float32: the full-resolution layers (stem, last decoder scale, output norm) and the 1x1 heads. There the
@@ -74,8 +73,9 @@ def int8_available() -> bool:
 def _engine() -> Iterator[None]:
     """oneDNN as the quantized engine within the block (weights are packed for it), restored afterwards.
 
-    Also no stack trace recorded per traced node: symbolizing them took 3 of the 4 s of the first
-    quantization in a process (cProfile, 2-core host), for debugging information nothing here reads.
+    Also no stack trace recorded per traced node: symbolizing them took 3.2 s of a 6.0 s first
+    quantization in a process under cProfile (3.9 s without it, 0.76 s after; 2-core host), for
+    debugging information nothing here reads.
     """
     import torch.fx.config as fx_config
 
@@ -162,15 +162,27 @@ def calibration_windows(inputs: np.ndarray, *, n: int = 4, size: int = 512, seed
     [(1, 2, 112, 512), (1, 2, 112, 512)]
     """
     rng = np.random.default_rng(seed)
-    m = GeneSegNet.INPUT_MULTIPLE
     _, h, w = inputs.shape
     wh, ww = min(size, h), min(size, w)
     out = []
     for _ in range(n):
         y, x = int(rng.integers(0, h - wh + 1)), int(rng.integers(0, w - ww + 1))
-        window = np.pad(inputs[:, y : y + wh, x : x + ww], ((0, 0), (0, -wh % m), (0, -ww % m)))
-        out.append(torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32))[None])
+        out.append(network_input(inputs[:, y : y + wh, x : x + ww]))
     return out
+
+
+def network_input(inputs: np.ndarray) -> torch.Tensor:
+    """A ``(2, h, w)`` array as a ``(1, 2, h', w')`` float32 tensor, zero-padded to the network's input multiple.
+
+    Examples
+    --------
+    >>> tuple(network_input(np.zeros((2, 20, 33), np.float32)).shape)
+    (1, 2, 32, 48)
+    """
+    m = GeneSegNet.INPUT_MULTIPLE
+    h, w = inputs.shape[1:]
+    padded = np.pad(inputs, ((0, 0), (0, -h % m), (0, -w % m)))  # zero padding, as predict_maps pads
+    return torch.from_numpy(np.ascontiguousarray(padded, dtype=np.float32))[None]
 
 
 class Int8GeneSegNet:
@@ -213,11 +225,7 @@ _cache_lock = threading.Lock()
 
 
 def _key(network: GeneSegNet, ranges: dict[str, tuple[float, float]]) -> str:
-    h = hashlib.sha256(repr(sorted(ranges.items())).encode())
-    for name, tensor in network.state_dict().items():
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
+    return weights_digest(network) + repr(sorted(ranges.items()))
 
 
 def quantize_int8(network: GeneSegNet, ranges: dict[str, tuple[float, float]]) -> Int8GeneSegNet:

@@ -20,6 +20,7 @@ cell's centre.
 from __future__ import annotations
 
 import copy
+import hashlib
 from dataclasses import asdict, dataclass
 
 import torch
@@ -191,3 +192,19 @@ def fold_batch_norms(network: GeneSegNet) -> GeneSegNet:
             conv.bias = nn.Parameter(shift if conv.bias is None else conv.bias * scale + shift)
         block.f2[0] = nn.Identity()
     return folded
+
+
+def weights_digest(network: nn.Module) -> str:
+    """SHA-256 of a network's state (names and values): the same digest means the same weights.
+
+    Examples
+    --------
+    >>> a = GeneSegNet(NetworkConfig(widths=(8, 8, 8, 8, 8)))
+    >>> weights_digest(a) == weights_digest(copy.deepcopy(a))
+    True
+    """
+    h = hashlib.sha256()
+    for name, tensor in network.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
