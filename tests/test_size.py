@@ -165,3 +165,48 @@ def test_dsb2018_heldout_within_20_percent():
             within.append(False)
     # Measured 0.90 on these 30 images (27 of 30) and 0.907 on all 108 held-out images (benchmarks/size_estimate.py).
     assert np.mean(within) >= 0.8, np.mean(within)
+
+
+def test_noise_level_ignores_a_background_clipped_to_zero():
+    # A background clipped to exactly zero over most of the image has no noise to measure; the noise level
+    # (which decides what is too faint to be a nucleus) must come from the pixels above the clip, or it is 0
+    # and every faint fragment counts as a nucleus.
+    from gsn_spatial.core.image.size import _noise_std
+
+    rng = np.random.default_rng(11)
+    x = np.zeros((256, 256))
+    x[:, :64] = np.clip(rng.normal(0.5, 0.02, (256, 64)), 0, 1)  # a quarter of the image above the clip
+    assert abs(_noise_std(x) / 0.02 - 1) < 0.1, _noise_std(x)
+
+
+def test_nuclei_on_bright_out_of_focus_tissue():
+    # A ring of nuclei on an embryo-like body, brighter than the dark surround and half as bright as the
+    # nuclei: without removing that background the body is one object hundreds of pixels across.
+    from scipy import ndimage as ndi
+
+    h, w = 600, 1200
+    yy, xx = np.mgrid[:h, :w]
+    body = ((yy - 300) / 220.0) ** 2 + ((xx - 600) / 480.0) ** 2 <= 1.0
+    image = 0.5 * ndi.gaussian_filter(body.astype(float), 12)
+    labels = np.zeros((h, w), dtype=np.int32)
+    rng = np.random.default_rng(13)
+    for k, t in enumerate(np.linspace(0, 2 * np.pi, 120, endpoint=False), start=1):
+        cy, cx = 300 + 200 * np.sin(t), 600 + 450 * np.cos(t)
+        inside = (yy - cy) ** 2 + (xx - cx) ** 2 <= 8**2
+        image[inside] = rng.uniform(0.8, 1.0)
+        labels[inside] = k
+    area = np.bincount(labels.ravel())[1:]
+    truth = float(np.median(np.sqrt(4 * area / np.pi)))
+    estimate = estimate_nucleus_diameter(noisy(image, "uint8", seed=14))
+    assert abs(estimate / truth - 1) < 0.2, (estimate, truth)
+
+
+def test_large_nuclei_are_not_mistaken_for_background():
+    # Nuclei a quarter of a window across (15 um at 0.1 um/px): no top-hat may cut them into texture.
+    from gsn_spatial.core.simulate.tissue import TissueParameters, simulate_tissue
+
+    sim = simulate_tissue((1024, 1024), TissueParameters(cell_diameter_px=360.0), seed=3)
+    area = np.bincount(sim.nuclei.ravel())[1:]
+    truth = float(np.median(np.sqrt(4 * area[area > 0] / np.pi)))
+    d = estimate_nucleus_diameter_windows(lambda y0, y1, x0, x1: sim.image[y0:y1, x0:x1], sim.image.shape)
+    assert abs(d / truth - 1) < 0.15, (d, truth)

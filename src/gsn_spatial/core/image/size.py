@@ -13,6 +13,8 @@ needs no size prior:
    set by the brightest nuclei and keeps only the cores of dim ones.
 3. Candidates whose mean intensity does not stand out of the background by
    several noise standard deviations are dropped, so pure noise finds nothing.
+   The noise is measured where the image is not clipped (a background clipped
+   to zero has none to measure).
 4. Touching nuclei are split by a watershed of the distance transform, with
    seeds at least half a typical nucleus apart; the typical size is the median
    diameter of the largest disk inside each connected object, which a clump of
@@ -22,6 +24,10 @@ needs no size prior:
    split of the DSB 2018 data set, ``benchmarks/size_estimate.py --calibrate``).
 6. If that median is under 14 px, steps 1-5 run again with proportionally less
    smoothing, which would otherwise merge and inflate small nuclei.
+7. If the median object is over a quarter of the image side, it is background
+   (bright out-of-focus tissue under the nuclei), not nuclei: steps 1-5 run on
+   white top-hats of ever smaller footprints until the objects found fit well
+   inside the footprint.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.filters import threshold_li, threshold_otsu
 from skimage.segmentation import watershed
+from skimage.transform import resize
 
 __all__ = ["estimate_nucleus_diameter", "estimate_nucleus_diameter_windows"]
 
@@ -44,6 +51,8 @@ _LEVELS = 512  # grey levels of the per-object Otsu histograms
 _MIN_CANDIDATE_AREA = 4  # px; smaller candidates cannot be nuclei and only cost time
 _MIN_CONTRAST_SNR = 4.0  # candidate mean over background, in noise standard deviations
 _SEED_DISTANCE = 0.5  # watershed seeds at least this fraction of the typical diameter apart
+_MAX_DIAMETER_FRACTION = 0.5  # objects larger than this fraction of the image side are background, not nuclei
+_MIN_FOOTPRINT = 8.0  # px; the smallest top-hat tried against background
 _MIN_DIAMETER = 0.4  # objects under this fraction of the typical diameter are fragments
 # Median of truth / raw estimate over the DSB 2018 training split (benchmarks/size_estimate.py --calibrate).
 _CALIBRATION = 0.944
@@ -77,7 +86,13 @@ def _sample(x: np.ndarray) -> np.ndarray:
 def _noise_std(x: np.ndarray) -> float:
     """Robust standard deviation of pixel noise: MAD of horizontal differences."""
     # Differences cancel the smooth signal; the median ignores the few that cross edges.
-    d = np.diff(x[::2] if x.size > 2**16 else x, axis=1)
+    rows = x[::2] if x.size > 2**16 else x
+    d = np.diff(rows, axis=1)
+    # Pairs with a pixel at the clipping floor or ceiling carry no noise (a background clipped to zero
+    # gives a MAD of 0, and then every speck would stand out); leave them out where enough remain.
+    unclipped = (rows[:, 1:] > 0.0) & (rows[:, :-1] > 0.0) & (rows[:, 1:] < 1.0) & (rows[:, :-1] < 1.0)
+    if unclipped.sum() >= 0.05 * d.size:
+        d = d[unclipped]
     return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2.0))
 
 
@@ -252,6 +267,45 @@ def _nucleus_diameters(
     return diameters[kept], weight[kept]
 
 
+def _remove_background(image: np.ndarray, footprint: float) -> np.ndarray:
+    """White top-hat of the normalised ``image``: what stands out of a grey opening ``footprint`` px across."""
+    x = _normalise(image)
+    # The opening on a grid coarse enough for a disk of about 16 px: the background is smooth on this
+    # scale, and a 300 px disk at full resolution would cost seconds.
+    step = max(1, int(footprint // 16))
+    radius = max(1.0, footprint / step / 2.0)
+    r = int(radius)
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+    background = ndi.grey_opening(x[::step, ::step], footprint=(yy**2 + xx**2) <= radius**2)
+    if step > 1:
+        background = resize(background, x.shape, order=1, mode="edge", anti_aliasing=False)
+    return np.clip(x - background, 0.0, None)
+
+
+def _robust_diameters(
+    image: np.ndarray, drop_edges: tuple[bool, bool, bool, bool] = (False,) * 4, sigma: float = _SMOOTH_SIGMA
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_nucleus_diameters`, with the background removed where the objects are too large to be nuclei.
+
+    Bright out-of-focus tissue under the nuclei (an embryo, a thick section) is one object with them, far
+    larger than a nucleus. Where the median object is over ``_MAX_DIAMETER_FRACTION`` of the image side,
+    white top-hats from half the side down, by steps of ``sqrt(2)``, remove ever finer background; the first
+    whose objects are at most half its footprint across (so whole objects are kept, and the background is
+    gone) gives the nuclei.
+    """
+    d, w = _nucleus_diameters(image, drop_edges, sigma)
+    side = min(image.shape[:2])
+    if not d.size or np.median(d) <= _MAX_DIAMETER_FRACTION * side:
+        return d, w
+    footprint = side / 2.0
+    while footprint >= _MIN_FOOTPRINT:
+        dt, wt = _nucleus_diameters(_remove_background(image, footprint), drop_edges, sigma)
+        if dt.size and np.median(dt) <= footprint / 2.0:
+            return dt, wt
+        footprint /= np.sqrt(2.0)
+    return d, w
+
+
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
     """The value at which the cumulative weight of the sorted ``values`` reaches half the total."""
     order = np.argsort(values)
@@ -301,12 +355,12 @@ def estimate_nucleus_diameter(image: np.ndarray) -> float:
     >>> round(estimate_nucleus_diameter(image) / 20, 1)
     1.0
     """
-    diameters = _nucleus_diameters(image)[0]
+    diameters = _robust_diameters(image)[0]
     if diameters.size == 0:
         raise ValueError(_NO_NUCLEI)
     sigma = _smoothing_for(float(np.median(diameters)))
     if sigma != _SMOOTH_SIGMA:
-        diameters = _nucleus_diameters(image, sigma=sigma)[0]
+        diameters = _robust_diameters(image, sigma=sigma)[0]
     return float(_CALIBRATION * np.median(diameters))
 
 
@@ -380,14 +434,14 @@ def estimate_nucleus_diameter_windows(
         edges = (y0 > 0, y1 < h, x0 > 0, x1 < w)
         try:
             tile = np.asarray(read_window(y0, y1, x0, x1))
-            d, wt = _nucleus_diameters(tile, drop_edges=edges, sigma=sigma or _SMOOTH_SIGMA)
+            d, wt = _robust_diameters(tile, drop_edges=edges, sigma=sigma or _SMOOTH_SIGMA)
         except ValueError:  # constant window (outside the tissue)
             continue
         if d.size and sigma is None:
             # The first window with nuclei sets the smoothing of all of them (one extra pass at most).
             sigma = _smoothing_for(float(np.median(d)))
             if sigma != _SMOOTH_SIGMA:
-                d, wt = _nucleus_diameters(tile, drop_edges=edges, sigma=sigma)
+                d, wt = _robust_diameters(tile, drop_edges=edges, sigma=sigma)
         if d.size:
             pooled.append(d)
             pooled_weights.append(wt)
