@@ -34,6 +34,7 @@ from scipy import ndimage as ndi
 from skimage.transform import rescale
 
 from gsn_spatial.core.image import size as size
+from gsn_spatial.core.image import size_windows
 from gsn_spatial.core.simulate.tissue import TissueParameters, simulate_tissue
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -204,7 +205,7 @@ def windows() -> None:
     sim = simulate_tissue((4096, 4096), TissueParameters(cell_diameter_px=28.0), seed=2)
     truth = median_diameter(sim.nuclei)
     t = time.perf_counter()
-    est = size.estimate_nucleus_diameter_windows(
+    est = size_windows.estimate_nucleus_diameter_windows(
         lambda y0, y1, x0, x1: sim.image[y0:y1, x0:x1], sim.image.shape, window=512, n_windows=16
     )
     dt = time.perf_counter() - t

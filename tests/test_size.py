@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from skimage.transform import rescale
 
-from gsn_spatial.core.image.size import estimate_nucleus_diameter, estimate_nucleus_diameter_windows
+from gsn_spatial.core.image.size import estimate_nucleus_diameter
+from gsn_spatial.core.image.size_windows import estimate_nucleus_diameter_windows
 
 ROOT = Path(__file__).resolve().parents[1]
 DSB = ROOT / ".." / "shared" / "data" / "dsb2018_stage1_fluorescence"

@@ -233,7 +233,7 @@ def resolve_pixel_size(
     Without ``pixel_size`` and without a transformation of the image to a
     coordinate system named in microns (what ``gsn.io`` readers and
     ``gsn.datasets`` write), the nucleus diameter is estimated on a sample of
-    windows (:func:`~gsn_spatial.core.image.size.estimate_nucleus_diameter_windows`)
+    windows (:func:`~gsn_spatial.core.image.size_windows.estimate_nucleus_diameter_windows`)
     and compared with the model's ``nucleus_diameter_um``. The points'
     transformations suggest a scale too, if the points are in micrometres
     (as vendors' and spatialdata-io's are): within 20 % of the estimate (its
@@ -255,7 +255,7 @@ def resolve_pixel_size(
         )
         found = PixelSize(spec.pixel_size, "model (assumed)")
     else:
-        from gsn_spatial.core.image.size import estimate_nucleus_diameter_windows
+        from gsn_spatial.core.image.size_windows import estimate_nucleus_diameter_windows
 
         reader = _sdata.ArrayWindows(pixels)
         try:

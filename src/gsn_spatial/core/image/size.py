@@ -32,15 +32,13 @@ needs no size prior:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.filters import threshold_li, threshold_otsu
 from skimage.segmentation import watershed
 from skimage.transform import resize
 
-__all__ = ["estimate_nucleus_diameter", "estimate_nucleus_diameter_windows"]
+__all__ = ["estimate_nucleus_diameter"]
 
 _SMOOTH_SIGMA = 1.0  # px; removes shot noise from nuclei of 14 px and more
 _MIN_SMOOTH_SIGMA = 0.4  # px; the least smoothing, for nuclei of ~6 px or less
@@ -362,93 +360,3 @@ def estimate_nucleus_diameter(image: np.ndarray) -> float:
     if sigma != _SMOOTH_SIGMA:
         diameters = _robust_diameters(image, sigma=sigma)[0]
     return float(_CALIBRATION * np.median(diameters))
-
-
-def _grid_windows(shape: tuple[int, int], window: int) -> list[tuple[int, int, int, int]]:
-    """Non-overlapping ``window`` x ``window`` tiles covering ``shape`` evenly (``y0, y1, x0, x1``)."""
-    boxes = []
-    h, w = shape
-    ny, nx = max(1, h // window), max(1, w // window)
-    # Spread the tiles over the whole image; the leftover margin is shared between the gaps.
-    ys = np.linspace(0, max(0, h - window), ny).round().astype(int)
-    xs = np.linspace(0, max(0, w - window), nx).round().astype(int)
-    for y0 in ys:
-        for x0 in xs:
-            boxes.append((int(y0), int(min(h, y0 + window)), int(x0), int(min(w, x0 + window))))
-    return boxes
-
-
-def estimate_nucleus_diameter_windows(
-    read_window: Callable[[int, int, int, int], np.ndarray],
-    shape: tuple[int, int],
-    *,
-    window: int = 512,
-    n_windows: int = 16,
-    seed: int = 0,
-) -> float:
-    """Median nucleus diameter of a large (lazy) image from a few windows, in pixels.
-
-    Windows of a regular grid are read in a random order until ``n_windows`` of
-    them hold nuclei (at most ``3 * n_windows`` are read, so empty slide regions
-    cost little); the nuclei of all of them are pooled and their median
-    equivalent diameter is returned, calibrated as in
-    :func:`estimate_nucleus_diameter`. Nuclei cut by a window edge inside the
-    image are left out, and the others weighted by how often a nucleus of their
-    extent is whole in a window (so the left-out large nuclei do not bias the
-    median down).
-
-    Parameters
-    ----------
-    read_window
-        ``read_window(y0, y1, x0, x1)`` returns the 2-D array ``image[y0:y1, x0:x1]``.
-    shape
-        ``(height, width)`` of the whole image.
-    window
-        Side of the square windows in pixels.
-    n_windows
-        Number of windows with nuclei to pool.
-    seed
-        Seed of the order in which windows are tried.
-
-    Returns
-    -------
-    float
-        As :func:`estimate_nucleus_diameter`, over the pooled windows' nuclei;
-        a ValueError where no window holds nuclei (pass ``pixel_size=`` then).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> yy, xx = np.mgrid[:1024, :1024]
-    >>> image = (((yy % 64) - 32) ** 2 + ((xx % 64) - 32) ** 2 <= 8**2).astype(np.uint8) * 200
-    >>> d = estimate_nucleus_diameter_windows(lambda y0, y1, x0, x1: image[y0:y1, x0:x1], image.shape, window=256)
-    >>> round(d / 16, 1)
-    1.0
-    """
-    h, w = int(shape[0]), int(shape[1])
-    boxes = _grid_windows((h, w), int(window))
-    order = np.random.default_rng(seed).permutation(len(boxes))
-    pooled, pooled_weights, used, sigma = [], [], 0, None
-    for i in order[: 3 * n_windows]:
-        y0, y1, x0, x1 = boxes[i]
-        edges = (y0 > 0, y1 < h, x0 > 0, x1 < w)
-        try:
-            tile = np.asarray(read_window(y0, y1, x0, x1))
-            d, wt = _robust_diameters(tile, drop_edges=edges, sigma=sigma or _SMOOTH_SIGMA)
-        except ValueError:  # constant window (outside the tissue)
-            continue
-        if d.size and sigma is None:
-            # The first window with nuclei sets the smoothing of all of them (one extra pass at most).
-            sigma = _smoothing_for(float(np.median(d)))
-            if sigma != _SMOOTH_SIGMA:
-                d, wt = _robust_diameters(tile, drop_edges=edges, sigma=sigma)
-        if d.size:
-            pooled.append(d)
-            pooled_weights.append(wt)
-            used += 1
-            if used == n_windows:
-                break
-    if not pooled:
-        raise ValueError(_NO_NUCLEI)
-    # Weighted so that dropping the nuclei cut by inner window edges does not favour small nuclei.
-    return _CALIBRATION * _weighted_median(np.concatenate(pooled), np.concatenate(pooled_weights))
