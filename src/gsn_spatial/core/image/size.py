@@ -234,8 +234,9 @@ def _edge_ids(labels: np.ndarray, edges: tuple[bool, bool, bool, bool]) -> np.nd
 
 def _nucleus_diameters(
     image: np.ndarray, drop_edges: tuple[bool, bool, bool, bool] = (False,) * 4, sigma: float = _SMOOTH_SIGMA
-) -> tuple[np.ndarray, np.ndarray]:
-    """Uncalibrated equivalent diameters of the nuclei found in ``image``, and their weights (empty if none).
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Uncalibrated equivalent diameters of the nuclei found in ``image``, their weights (empty if none), and
+    the largest object's equivalent diameter, those cut by a dropped edge included.
 
     Objects touching an edge flagged in ``drop_edges`` are left out (a window's
     inner edges cut nuclei that are whole in the image), which keeps a large
@@ -247,9 +248,10 @@ def _nucleus_diameters(
     """
     labels, typical = _split(*_foreground(_normalise(image), sigma))
     if typical == 0.0:
-        return np.zeros(0), np.zeros(0)
+        return np.zeros(0), np.zeros(0), 0.0
     area = np.bincount(labels.ravel()).astype(np.float64)
     area[0] = 0.0
+    largest = float(np.sqrt(4.0 * area.max() / np.pi))
     area[_edge_ids(labels, drop_edges)] = 0.0
     weight = np.ones_like(area)
     full_axes = [(axis, labels.shape[axis]) for axis in (0, 1) if drop_edges[2 * axis] and drop_edges[2 * axis + 1]]
@@ -262,7 +264,7 @@ def _nucleus_diameters(
                 weight[i] *= length / max(1.0, length - extent + 1.0)
     diameters = np.sqrt(4.0 * area / np.pi)
     kept = (area > 0) & (diameters >= _MIN_DIAMETER * typical)
-    return diameters[kept], weight[kept]
+    return diameters[kept], weight[kept], largest
 
 
 def _remove_background(image: np.ndarray, footprint: float) -> np.ndarray:
@@ -286,18 +288,22 @@ def _robust_diameters(
     """:func:`_nucleus_diameters`, with the background removed where the objects are too large to be nuclei.
 
     Bright out-of-focus tissue under the nuclei (an embryo, a thick section) is one object with them, far
-    larger than a nucleus. Where the median object is over ``_MAX_DIAMETER_FRACTION`` of the image side,
+    larger than a nucleus. Where the median object, or the largest (cut by a window edge or not), is over
+    ``_MAX_DIAMETER_FRACTION`` of the image side,
     white top-hats from half the side down, by steps of ``sqrt(2)``, remove ever finer background; the first
     whose objects are at most half its footprint across (so whole objects are kept, and the background is
     gone) gives the nuclei.
     """
-    d, w = _nucleus_diameters(image, drop_edges, sigma)
+    d, w, largest = _nucleus_diameters(image, drop_edges, sigma)
     side = min(image.shape[:2])
-    if not d.size or np.median(d) <= _MAX_DIAMETER_FRACTION * side:
+    limit = _MAX_DIAMETER_FRACTION * side
+    # In a window, the background object usually reaches an inner edge and is dropped with the nuclei
+    # merged into it, so the largest object counts too, those cut by an edge included.
+    if largest <= limit and (not d.size or np.median(d) <= limit):
         return d, w
     footprint = side / 2.0
     while footprint >= _MIN_FOOTPRINT:
-        dt, wt = _nucleus_diameters(_remove_background(image, footprint), drop_edges, sigma)
+        dt, wt, _ = _nucleus_diameters(_remove_background(image, footprint), drop_edges, sigma)
         if dt.size and np.median(dt) <= footprint / 2.0:
             return dt, wt
         footprint /= np.sqrt(2.0)
