@@ -33,9 +33,13 @@ def test_every_tutorial_is_listed():
     assert sorted(p.name for p in TUTORIALS.glob("0*.py")) == sorted(FIGURES)
 
 
-# Every tutorial runs in the default suite. 02 (trains, segments four ways, clusters) is the longest: 113 s on the
-# 2-core AVX2 host (2026-12-06), for a default suite of about 500 s there.
-@pytest.mark.parametrize("name", sorted(FIGURES))
+# 02 (trains, segments the whole crop twice, clusters) took 148-162 s on the 2-core AVX2 host on 2026-12-06, and
+# with it the default suite ran 615 s, past its 10 minutes: it runs with `-m slow`. Every other tutorial runs in
+# the default suite.
+SLOW = {"02_xenium_breast.py"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in sorted(FIGURES)])
 def test_tutorial_runs(name, tmp_path, monkeypatch):
     folder = NEEDS.get(name)
     if folder is not None and not (SHARED / folder).is_dir():
