@@ -12,14 +12,16 @@ time on a large simulated image.
     python benchmarks/size_estimate.py                   # everything
     python benchmarks/size_estimate.py --split train     # development: training images only
     python benchmarks/size_estimate.py --calibrate       # fit the calibration constant on the training split
-    python benchmarks/size_estimate.py --perturb clip glow haze vignette specks   # robustness (training split)
+    python benchmarks/size_estimate.py --perturb clip glow haze vignette specks dim dimmer  # robustness (training)
 
 ``--perturb`` degrades every third training image as a microscope or a sample might and counts the estimates
 within 20 % and those off by more than 2x (or failed): ``clip`` (background subtracted at the 80th percentile
 and clipped to zero, nuclei dimmed), ``glow`` (additive out-of-focus glow, half the nuclei's brightness, smooth
 on an eighth of the image), ``haze`` (the same at 1.5x the brightest nucleus), ``vignette`` (illumination
 falling to 0.65 at the edges' midpoints and 0.3 at the corners, with an offset), ``specks`` (bright
-single-pixel dust on 0.25 % of pixels).
+single-pixel dust on 0.25 % of pixels), ``dim`` and ``dimmer`` (an under-exposed camera: background at the
+median subtracted and clipped to zero, then Poisson photon counts with 12 or 4 photons at the 99.9th
+percentile).
 """
 
 from __future__ import annotations
@@ -168,6 +170,10 @@ def perturb(image: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarra
         yy, xx = np.mgrid[:h, :w]
         r2 = ((yy - h / 2) / (h / 2)) ** 2 + ((xx - w / 2) / (w / 2)) ** 2
         return x * (1.0 - 0.35 * r2) + 0.2 * np.percentile(x, 99) * (1 - r2 / 2)
+    if kind in ("dim", "dimmer"):
+        signal = np.clip(x - np.percentile(x, 50), 0, None)
+        photons = (12.0 if kind == "dim" else 4.0) / max(float(np.percentile(signal, 99.9)), 1e-9)
+        return rng.poisson(photons * signal).astype(np.float32)
     if kind == "specks":
         n = h * w // 400
         x[rng.integers(0, h, n), rng.integers(0, w, n)] = x.max()

@@ -215,3 +215,31 @@ def test_large_nuclei_are_not_mistaken_for_background():
     truth = float(np.median(np.sqrt(4 * area[area > 0] / np.pi)))
     d = estimate_nucleus_diameter_windows(lambda y0, y1, x0, x1: sim.image[y0:y1, x0:x1], sim.image.shape)
     assert abs(d / truth - 1) < 0.15, (d, truth)
+
+
+@pytest.mark.parametrize("photons", [3, 6])
+def test_photon_starved_nuclei_on_a_zero_background(photons):
+    # An under-exposed camera: large nuclei give a few photons each on a background of exactly zero. The
+    # noise, measured inside the nuclei, is then a third of their brightness or more, so a bar of 4 noise
+    # sigmas per pixel dropped every nucleus ("no nuclei found"); their mean over hundreds of pixels stands
+    # well out of a background with no noise at all.
+    image, truth = disk_image((384, 384), 28, seed=12)
+    from scipy import ndimage as ndi
+
+    counts = np.random.default_rng(13).poisson(photons * ndi.gaussian_filter(image, 1.0)).astype(np.uint16)
+    estimate = estimate_nucleus_diameter(counts)
+    assert abs(estimate / truth - 1) < 0.2, (estimate, truth)
+
+
+def test_a_dim_embryo_is_not_read_as_one_nucleus():
+    # A DSB training image of an embryo, under-exposed (12 photons at the 99.9th percentile, background clipped
+    # to zero): the body is one object over half the image side, and no top-hat separates its noisy nuclei. The
+    # body's own size (30-50x the nuclei) was returned; now the estimate fails and asks for pixel_size.
+    path = DSB / "a102535b0e88374b.npz"
+    with np.load(path) as z:
+        image = z["image"].astype(np.float32)
+    image = image.mean(-1) if image.ndim == 3 else image
+    signal = np.clip(image - np.percentile(image, 50), 0, None)
+    counts = np.random.default_rng(0).poisson(12.0 * signal / np.percentile(signal, 99.9))
+    with pytest.raises(ValueError, match="pixel_size"):
+        estimate_nucleus_diameter(counts)

@@ -12,9 +12,11 @@ needs no size prior:
    Otsu's method on its own neighbourhood. A global Otsu threshold alone is
    set by the brightest nuclei and keeps only the cores of dim ones.
 3. Candidates whose mean intensity does not stand out of the background by
-   several noise standard deviations are dropped, so pure noise finds nothing.
-   The noise is measured where the image is not clipped (a background clipped
-   to zero has none to measure).
+   several noise standard deviations are dropped, so pure noise finds nothing;
+   the bar is up to 2x lower for objects much larger than the smoothing kernel,
+   whose mean averages the noise down (photon-starved stains). The noise is
+   measured where the image is not clipped (a background clipped to zero has
+   none to measure).
 4. Touching nuclei are split by a watershed of the distance transform, with
    seeds at least half a typical nucleus apart; the typical size is the median
    diameter of the largest disk inside each connected object, which a clump of
@@ -27,7 +29,8 @@ needs no size prior:
 7. If the median object, or the largest one (cut by a window edge or not), is
    over half the image side, it is background (bright out-of-focus tissue under
    the nuclei), not nuclei: steps 1-5 run on white top-hats of ever smaller
-   footprints until the objects found fit well inside the footprint.
+   footprints until the objects found fit well inside the footprint; if none
+   does, objects over half the side are left out all the same.
 """
 
 from __future__ import annotations
@@ -48,6 +51,12 @@ _LOCAL_MARGIN = 0.25  # neighbourhood margin around a candidate, as a fraction o
 _LEVELS = 512  # grey levels of the per-object Otsu histograms
 _MIN_CANDIDATE_AREA = 4  # px; smaller candidates cannot be nuclei and only cost time
 _MIN_CONTRAST_SNR = 4.0  # candidate mean over background, in noise standard deviations
+# A large object's mean is surer than one pixel's: the bar falls with sqrt(area / pooling area), at most
+# _MAX_CONTRAST_POOLING-fold. The pooling area is 4x the smoothing kernel's (4 pi sigma^2), so fragments of
+# the noise (about one kernel) get no relief. Chosen on degraded DSB training images
+# (benchmarks/size_estimate.py --perturb dim dimmer clip): photon-starved stains were read as no nuclei.
+_CONTRAST_POOLING_KERNELS = 4.0
+_MAX_CONTRAST_POOLING = 2.0
 _SEED_DISTANCE = 0.5  # watershed seeds at least this fraction of the typical diameter apart
 _MAX_DIAMETER_FRACTION = 0.5  # objects larger than this fraction of the image side are background, not nuclei
 _MIN_FOOTPRINT = 8.0  # px; the smallest top-hat tried against background
@@ -151,7 +160,7 @@ def _foreground(x: np.ndarray, sigma: float = _SMOOTH_SIGMA) -> tuple[np.ndarray
     big = np.bincount(cand.ravel(), minlength=n + 1) >= _MIN_CANDIDATE_AREA
     big[0] = False
     mask = _fill_holes(_local_otsu(xs, _relabel(cand, big), t_low))
-    return _drop_faint(x, mask, xs <= t_low)
+    return _drop_faint(x, mask, xs <= t_low, sigma)
 
 
 def _relabel(labels: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -173,14 +182,19 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
     return ~outside[holes] | mask
 
 
-def _drop_faint(x: np.ndarray, mask: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, int]:
-    """Objects of ``mask`` whose mean exceeds the background by ``_MIN_CONTRAST_SNR`` noise sigmas."""
+def _drop_faint(x: np.ndarray, mask: np.ndarray, background: np.ndarray, sigma: float) -> tuple[np.ndarray, int]:
+    """Objects of ``mask`` whose mean exceeds the background by ``_MIN_CONTRAST_SNR`` noise sigmas (fewer for
+    objects larger than a few smoothing kernels ``sigma``, whose mean averages the noise down)."""
     lab, n = ndi.label(mask)
     if n == 0 or not background.any():
         return lab, n
     bg = float(np.median(_sample(x)[_sample(background)]))
-    mean = ndi.mean(x, lab, np.arange(1, n + 1))
-    keep = np.concatenate([[False], mean - bg > _MIN_CONTRAST_SNR * _noise_std(x)])
+    index = np.arange(1, n + 1)
+    mean = ndi.mean(x, lab, index)
+    area = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+    pooling = np.sqrt(area / (_CONTRAST_POOLING_KERNELS * 4.0 * np.pi * max(sigma, 1.0) ** 2))
+    level = _MIN_CONTRAST_SNR * _noise_std(x) / np.clip(pooling, 1.0, _MAX_CONTRAST_POOLING)
+    keep = np.concatenate([[False], mean - bg > level])
     return _relabel(lab, keep), int(keep.sum())
 
 
@@ -307,7 +321,9 @@ def _robust_diameters(
         if dt.size and np.median(dt) <= footprint / 2.0:
             return dt, wt
         footprint /= np.sqrt(2.0)
-    return d, w
+    # No footprint separated the nuclei from the background: an object over the limit is still not a nucleus.
+    small = d <= limit
+    return d[small], w[small]
 
 
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
