@@ -71,6 +71,20 @@ class PointsPartitions:
         self.to_pixels = np.asarray(to_pixels, dtype=float)
         self.n_partitions = int(self.frame.npartitions)
 
+    def _partition_tasks(self) -> list[Any]:
+        """One delayed object per source partition, built once (on first use, so pickling stays cheap).
+
+        ``frame.partitions[i].compute()`` optimises the whole expression again on every call: 0.31 s for the
+        9 partitions of a 2048 px simulated tissue against 0.035 s through these (one-off timing). Where the
+        optimiser merged partitions (their count changed), each is read by number as before.
+        """
+        if getattr(self, "_tasks", None) is None:
+            tasks = self.frame.to_delayed()
+            if len(tasks) != self.n_partitions:
+                tasks = [self.frame.partitions[i] for i in range(self.n_partitions)]
+            self._tasks = tasks
+        return self._tasks
+
     @property
     def gene_names(self) -> list[str]:
         return [str(c) for c in self.categories]
@@ -83,7 +97,7 @@ class PointsPartitions:
         then dask's partition numbers no longer match the source's.
         """
         # The synchronous scheduler as an argument, not a config change: this runs in dask's worker threads too.
-        part = self.frame.partitions[partition].compute(scheduler="synchronous")
+        part = self._partition_tasks()[partition].compute(scheduler="synchronous")
         return part.assign(**{self.gene_key: pd.Categorical(part[self.gene_key], categories=self.categories)})
 
     def __call__(self, partition: int) -> tuple[np.ndarray, np.ndarray]:
