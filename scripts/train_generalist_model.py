@@ -197,6 +197,7 @@ def main() -> None:
     ap.add_argument("--n-dsb", type=int, default=None, help="use only the first N DSB training ids")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--patch-size", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=1e-3, help="AdamW peak learning rate (warm-up, then cosine)")
     ap.add_argument("--widths", type=int, nargs=5, default=[16, 32, 64, 128, 128])
     ap.add_argument("--init", default="synthetic", help="start from this model's weights (a name or a file)")
     ap.add_argument("--threads", type=int, default=None)
@@ -253,6 +254,7 @@ def main() -> None:
             steps_per_epoch=args.steps_per_epoch,
             batch_size=args.batch_size,
             patch_size=args.patch_size,
+            lr=args.lr,
             augmentation=Augmentation.stain_looks(),
         ),
         autocast_dtype=torch.bfloat16 if args.bf16 else None,
@@ -280,6 +282,7 @@ def main() -> None:
             "steps_per_epoch": args.steps_per_epoch,
             "batch_size": args.batch_size,
             "patch_size": args.patch_size,
+            "lr": args.lr,
             "augmentation": "Augmentation.stain_looks(): scale 0.5-2x, rotation, flip, gain, gamma, contrast, "
             "saturation, illumination, blur, noise, JPEG",
             "precision": "bf16 autocast" if args.bf16 else "float32",
