@@ -52,8 +52,8 @@ _LEVELS = 512  # grey levels of the per-object Otsu histograms
 _MIN_CANDIDATE_AREA = 4  # px; smaller candidates cannot be nuclei and only cost time
 _MIN_CONTRAST_SNR = 4.0  # candidate mean over background, in noise standard deviations
 # A large object's mean is surer than one pixel's: the bar falls with sqrt(area / pooling area), at most
-# _MAX_CONTRAST_POOLING-fold. The pooling area is 4x the smoothing kernel's (4 pi sigma^2), so fragments of
-# the noise (about one kernel) get no relief. Chosen on degraded DSB training images
+# _MAX_CONTRAST_POOLING-fold. The pooling area is 4x the smoothing kernel's (4 pi sigma^2, sigma taken as at least
+# 1 px: about 50 px), so fragments of the noise (about one kernel) get no relief. Chosen on degraded DSB training images
 # (benchmarks/size_estimate.py --perturb dim dimmer clip): photon-starved stains were read as no nuclei.
 _CONTRAST_POOLING_KERNELS = 4.0
 _MAX_CONTRAST_POOLING = 2.0
