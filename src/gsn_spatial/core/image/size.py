@@ -189,9 +189,8 @@ def _drop_faint(x: np.ndarray, mask: np.ndarray, background: np.ndarray, sigma: 
     if n == 0 or not background.any():
         return lab, n
     bg = float(np.median(_sample(x)[_sample(background)]))
-    index = np.arange(1, n + 1)
-    mean = ndi.mean(x, lab, index)
     area = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+    mean = np.bincount(lab.ravel(), weights=x.ravel(), minlength=n + 1)[1:] / area
     pooling = np.sqrt(area / (_CONTRAST_POOLING_KERNELS * 4.0 * np.pi * max(sigma, 1.0) ** 2))
     level = _MIN_CONTRAST_SNR * _noise_std(x) / np.clip(pooling, 1.0, _MAX_CONTRAST_POOLING)
     keep = np.concatenate([[False], mean - bg > level])
