@@ -93,7 +93,8 @@ def setup_string_genes(s):
 
 
 def setup_no_feature_key(s):
-    pts = s["transcripts"].compute()[["x", "y", "gene"]].reset_index(drop=True)
+    # A gene column under no usual name ("symbol"): nothing says which column is the gene.
+    pts = s["transcripts"].compute()[["x", "y", "gene"]].rename(columns={"gene": "symbol"}).reset_index(drop=True)
     tf = get_transformation(s["transcripts"], "global")
     _add(s, "no_feature", _points(pts, transformations={"global": tf}))
 
@@ -368,3 +369,14 @@ def test_scale_transformation_on_points_only(tissue, model):
     gsn.tl.segment(tissue, model=model)
     assert gsn.qc.match_reference(tissue, labels_key="gsn_labels", reference_key="cells")["f1"] > 0.7
     assert not isinstance(get_transformation(tissue["dapi"], "microns"), Scale)  # a Sequence: non-trivial
+
+
+def test_gene_column_found_by_its_usual_name():
+    """Points that declare no feature_key: one column with a vendor's gene-column name is taken, two are ambiguous."""
+    from gsn_spatial._sdata.keys import resolve_gene_key
+
+    frame = pd.DataFrame({"x": [0.0, 1.0], "y": [0.0, 1.0], "feature_name": pd.Categorical(["a", "b"])})
+    assert resolve_gene_key(_points(frame), None, points_key="tx") == "feature_name"
+    frame["Target"] = frame["feature_name"]
+    with pytest.raises(KeyError, match="gene_key"):
+        resolve_gene_key(_points(frame), None, points_key="tx")

@@ -95,6 +95,29 @@ def test_without_a_unit_cue_the_scale_comes_from_the_nuclei(pixel_size):
     assert iou >= ref_iou - 0.05
 
 
+def test_micrometre_points_outweigh_a_nucleus_estimate_a_quarter_off():
+    """Nuclei a quarter larger than the model's reference (the estimate reads the pixel size 25 % high): the exact
+    scale of micrometre points is still taken; 40 % off, the estimate is kept."""
+    from dataclasses import replace
+
+    from gsn_spatial.tl._inputs import resolve_pixel_size
+
+    sdata = gsn.datasets.synthetic_tissue(
+        (384, 384), seed=61, imaged_at=0.25, global_frame="microns", microns_system=False
+    )
+    pixels = sdata.images["dapi"].data[0]
+    spec = gsn.models.load().input
+    alone = resolve_pixel_size(sdata, image_key="dapi", points_key=None, pixels=pixels, pixel_size=None, spec=spec)
+    for off, taken in ((1.25, True), (1.4, False)):
+        # A reference scaled so that the nuclei's estimate is `off` times the true 0.25 um/px.
+        bigger = replace(spec, nucleus_diameter_um=spec.nucleus_diameter_um * off * 0.25 / alone.um_per_pixel)
+        found = resolve_pixel_size(
+            sdata, image_key="dapi", points_key="transcripts", pixels=pixels, pixel_size=None, spec=bigger
+        )
+        assert found.source.startswith("transformations") == taken
+        assert found.um_per_pixel == pytest.approx(0.25 if taken else 0.25 * off, rel=1e-6)
+
+
 def test_labels_can_stay_at_the_working_scale():
     sdata = gsn.datasets.synthetic_tissue((400, 400), seed=8, pixel_size=0.25)
     gsn.tl.segment(sdata, labels_grid="working")

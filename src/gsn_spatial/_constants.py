@@ -27,6 +27,9 @@ class Keys:
     # Channel names taken as the nucleus stain when `image_channel` is not given (case-insensitive search):
     # the vendors' morphology images name it "DAPI" (Xenium, CosMx, MERSCOPE); other stains and labs' names too.
     NUCLEUS_STAIN_PATTERN = r"dapi|hoechst|draq|nucle|\bdna\b"
+    # Column names taken as the gene of each transcript when the points declare no `feature_key` (exact match,
+    # case-insensitive): the vendors' tables (Xenium feature_name, CosMx target, MERSCOPE gene) and common spellings.
+    GENE_COLUMN_NAMES = ("gene", "genes", "gene_name", "feature_name", "target", "feature")
 
 
 class Defaults:

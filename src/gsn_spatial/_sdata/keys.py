@@ -96,11 +96,16 @@ def resolve_gene_key(points: dd.DataFrame, gene_key: str | None, *, points_key: 
     attrs = points.attrs.get("spatialdata_attrs", {})
     if gene_key is None:
         gene_key = attrs.get("feature_key")
-        if gene_key is None:
+    if gene_key is None:
+        # No declared feature key: one column with a usual gene-column name is taken, as a user would expect.
+        named = [c for c in points.columns if str(c).lower() in Keys.GENE_COLUMN_NAMES]
+        if len(named) != 1:
             raise KeyError(
                 f"Points {points_key!r} have no `feature_key`; pass `gene_key=` naming the gene column "
                 f"(columns: {list(points.columns)})."
             )
+        gene_key = named[0]
+        logger.info("Points %r declare no feature_key; taking column %r as the gene.", points_key, gene_key)
     if gene_key not in points.columns:
         raise KeyError(f"Points {points_key!r} have no column {gene_key!r}; columns: {list(points.columns)}.")
     return gene_key

@@ -53,7 +53,7 @@ def assign_transcripts(
         Labels element whose cells receive the transcripts.
     points_key, gene_key
         Points element and its gene column (default: the only points element
-        and its ``feature_key``).
+        and its ``feature_key``, else its one column with a usual gene-column name).
     table_key_added, assignment_key_added
         Names of the table and of the new points element with the
         ``cell_id`` column; default: named from ``labels_key`` by
