@@ -24,7 +24,7 @@ DSB_F1 = 0.85  # 12 held-out images: mean F1@0.5 0.900 (0.910 at 0.6; all 108: 0
 # (8-14 % high) it was +0.050 / +0.057 at 0.6.
 SIM_IOU_GAIN = 0.02
 # Transcript accuracy of the default call (expression-aware assignment) over the best expansion (mask), the
-# issue's +0.05: measured 2026-12-07 +0.068 at 0.25 um/px, +0.084 at 1.0 (256 um, 2 seeds: +0.068 to +0.106).
+# issue's +0.05: measured 2026-12-07 +0.068 at 0.25 um/px, +0.084 at 1.0 (256 um, 2 seeds: +0.066 to +0.106).
 # With the mask alone it was +0.003 / +0.005 here (at 0.6).
 SIM_TX_GAIN = 0.05
 # CosMx FOV 2 held-out columns: mean matched IoU 0.618 vs 0.707 for watershed nuclei + 15 px (2026-12-07, confidence
