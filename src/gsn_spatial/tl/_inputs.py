@@ -240,9 +240,9 @@ def resolve_pixel_size(
     windows (:func:`~gsn_spatial.core.image.size_windows.estimate_nucleus_diameter_windows`)
     and compared with the model's ``nucleus_diameter_um``. The points'
     transformations suggest a scale too, if the points are in micrometres
-    (as vendors' and spatialdata-io's are): within 20 % of the estimate (its
-    accuracy on the DSB 2018 images), that exact scale is taken; more than 2x
-    away, a warning says so and the estimate is kept.
+    (as vendors' and spatialdata-io's are): within ``AGREEMENT`` (30 %) of the
+    estimate, that exact scale is taken; more than 2x away, a warning says so
+    and the estimate is kept.
     """
     check_pixel_size(pixel_size)
     if pixel_size is not None:
