@@ -83,8 +83,16 @@ def _cells(rng: np.random.Generator, size_um: float) -> list[dict]:
     return cells
 
 
+def _in_nucleus(cell: dict, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """Whether offsets ``(dx, dy)`` (um) from the cell's centre fall in its nucleus ellipse."""
+    a, b, angle, off = cell["nucleus"]
+    u = (dx - off[0]) * np.cos(angle) + (dy - off[1]) * np.sin(angle)
+    v = -(dx - off[0]) * np.sin(angle) + (dy - off[1]) * np.cos(angle)
+    return (u / a) ** 2 + (v / b) ** 2 <= 1.0
+
+
 def _render(cells: list[dict], size_um: float, pixel_size: float, rng: np.random.Generator):
-    """Truth cells, nuclei and the stain on a grid of ``pixel_size``."""
+    """The stain and the truth cells on a grid of ``pixel_size``."""
     n = int(round(size_um / pixel_size))
     depth = np.full((n, n), np.inf)
     labels = np.zeros((n, n), np.uint32)
@@ -104,10 +112,7 @@ def _render(cells: list[dict], size_um: float, pixel_size: float, rng: np.random
         win = (s <= 1.0) & (s < depth[y0:y1, x0:x1])
         depth[y0:y1, x0:x1][win] = s[win]
         labels[y0:y1, x0:x1][win] = i
-        a, b, angle, off = cell["nucleus"]
-        u = (dx - off[0]) * np.cos(angle) + (dy - off[1]) * np.sin(angle)
-        v = -(dx - off[0]) * np.sin(angle) + (dy - off[1]) * np.cos(angle)
-        inside = (u / a) ** 2 + (v / b) ** 2 <= 1.0
+        inside = _in_nucleus(cell, dx, dy)
         nuclei[y0:y1, x0:x1][inside] = i
         bright[y0:y1, x0:x1][inside] = cell["bright"]
     nuclei[labels != nuclei] = 0  # a nucleus stays inside its own cell
@@ -120,7 +125,7 @@ def _render(cells: list[dict], size_um: float, pixel_size: float, rng: np.random
     yy, xx = np.mgrid[0:n, 0:n] / n
     photons = 800.0 * (0.8 + 0.4 * xx) * signal + 40.0 * (1 + 0.5 * yy)
     image = rng.poisson(photons) + rng.normal(100, 4, (n, n))
-    return np.clip(image, 0, 65535).astype(np.uint16), labels, nuclei
+    return np.clip(image, 0, 65535).astype(np.uint16), labels
 
 
 def _transcripts(cells: list[dict], labels: np.ndarray, pixel_size: float, density: float, rng):
@@ -141,12 +146,9 @@ def _transcripts(cells: list[dict], labels: np.ndarray, pixel_size: float, densi
             continue
         area = pix.size * pixel_size**2
         count = rng.poisson(density * area)
-        a, b, angle, off = cell["nucleus"]
         # A third of the transcripts in the nucleus: pixels weighted so that the nucleus gets its share.
         cy, cx = np.divmod(pix, n)
-        dx, dy = (cx + 0.5) * pixel_size - cell["c"][0] - off[0], (cy + 0.5) * pixel_size - cell["c"][1] - off[1]
-        u, v = dx * np.cos(angle) + dy * np.sin(angle), -dx * np.sin(angle) + dy * np.cos(angle)
-        in_nucleus = (u / a) ** 2 + (v / b) ** 2 <= 1.0
+        in_nucleus = _in_nucleus(cell, (cx + 0.5) * pixel_size - cell["c"][0], (cy + 0.5) * pixel_size - cell["c"][1])
         k = in_nucleus.sum()
         w = np.where(in_nucleus, NUCLEAR_SHARE / max(k, 1), (1 - NUCLEAR_SHARE) / max(pix.size - k, 1))
         pick = rng.choice(pix.size, count, p=w / w.sum())
@@ -167,7 +169,7 @@ def foreign_tissue(seed: int, pixel_size: float, density: float, frame: str, siz
     """A SpatialData object of this simulator, and the truth cells on the image's grid."""
     rng = np.random.default_rng(seed)
     cells = _cells(rng, size_um)
-    image, labels, _ = _render(cells, size_um, pixel_size, np.random.default_rng(seed + 1))
+    image, labels = _render(cells, size_um, pixel_size, np.random.default_rng(seed + 1))
     x, y, gene, cell_id = _transcripts(cells, labels, pixel_size, density, np.random.default_rng(seed + 2))
     if frame == "microns":
         image_tf, points_unit = {"global": Scale([pixel_size, pixel_size], axes=("x", "y"))}, 1.0

@@ -14,6 +14,7 @@ Nothing held out is read.
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime
 import sys
 from pathlib import Path
@@ -32,7 +33,6 @@ def main() -> None:
     args = ap.parse_args()
     model = gsn.models.load(args.model)
     val = validation_samples(model.input)
-    kinds = sorted({kind for kind, _ in val})
     decode, grid = decode_grid(model.network, val)
     print(f"before: {model.meta.get('decode')}\nchosen: {decode}")
     model.meta["decode"] = decode
@@ -40,7 +40,7 @@ def main() -> None:
     model.meta["decode_chosen"] = {
         "date": datetime.date.today().isoformat(),
         "script": "scripts/choose_decoding.py",
-        "validation": {k: sum(kind == k for kind, _ in val) for k in kinds},
+        "validation": dict(collections.Counter(kind for kind, _ in val)),
         "confidence_grid": list(CONFIDENCE_GRID),
     }
     model.save(args.out)

@@ -61,6 +61,7 @@ from gsn_spatial.core.network.unet import NetworkConfig  # noqa: E402
 from gsn_spatial.core.rna.density import rna_density_window, rna_map_settings  # noqa: E402
 from gsn_spatial.core.simulate.tissue import TissueParameters, simulate_tissue  # noqa: E402
 from gsn_spatial.core.train.fit import Augmentation, FitOptions, TrainingSample, fit  # noqa: E402
+from gsn_spatial.datasets import synthetic_tissue  # noqa: E402
 from gsn_spatial.models import GeneSegModel, InputSpec  # noqa: E402
 from gsn_spatial.models import load as load_model  # noqa: E402
 
@@ -162,13 +163,14 @@ def default_tissue_samples(seeds, spec: InputSpec, transcripts_per_cell=(16.0, 8
     out = []
     for s in seeds:
         for tpc in transcripts_per_cell:
-            params = TissueParameters(
-                cell_diameter_px=14.0 / PIXEL_SIZE, density=0.85, n_genes=40, n_cell_types=5,
-                transcripts_per_cell=tpc, background_fraction=0.05, noise=0.05,
-            )  # fmt: skip
-            t = simulate_tissue((384, 384), params, seed=int(s))
-            inputs = np.stack([normalised(t.image, spec), rna_map(t.points_xy, t.image.shape, spec)])
-            out.append(TrainingSample(inputs, t.cells.astype(np.int64)))
+            # global_frame="image": the transcripts on the image's own pixel grid, as the network sees them.
+            sdata = synthetic_tissue(
+                (384, 384), seed=int(s), pixel_size=PIXEL_SIZE, transcripts_per_cell=tpc, global_frame="image"
+            )
+            image = np.asarray(sdata.images["dapi"].data[0])
+            xy = sdata.points["transcripts"][["x", "y"]].compute().to_numpy()
+            inputs = np.stack([normalised(image, spec), rna_map(xy, image.shape, spec)])
+            out.append(TrainingSample(inputs, np.asarray(sdata.labels["cells"].data).astype(np.int64)))
     return out
 
 
