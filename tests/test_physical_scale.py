@@ -95,27 +95,35 @@ def test_without_a_unit_cue_the_scale_comes_from_the_nuclei(pixel_size):
     assert iou >= ref_iou - 0.05
 
 
-def test_micrometre_points_outweigh_a_nucleus_estimate_a_quarter_off():
-    """Nuclei a quarter larger than the model's reference (the estimate reads the pixel size 25 % high): the exact
-    scale of micrometre points is still taken; 40 % off, the estimate is kept."""
+@pytest.mark.parametrize(
+    ("frame", "off", "taken"),
+    [
+        ("microns", 1.25, True),
+        ("microns", 1.8, True),
+        ("microns", 2.5, False),
+        ("image", 1.25, True),
+        ("image", 1.6, False),
+    ],
+)
+def test_the_points_scale_is_taken_within_its_band_of_the_nucleus_estimate(frame, off, taken):
+    """Nuclei `off` times the model's reference. Micrometre points with the image scaled to them: the exact scale is
+    taken up to 2x from the estimate. Points on the image's own grid (their "1 um/px" only a guess): up to 30 %."""
     from dataclasses import replace
 
     from gsn_spatial.tl._inputs import resolve_pixel_size
 
-    sdata = gsn.datasets.synthetic_tissue(
-        (384, 384), seed=61, imaged_at=0.25, global_frame="microns", microns_system=False
-    )
+    sdata = gsn.datasets.synthetic_tissue((384, 384), seed=61, imaged_at=0.25, global_frame=frame, microns_system=False)
+    suggested = 0.25 if frame == "microns" else 1.0  # what the transformations imply, points read as um
     pixels = sdata.images["dapi"].data[0]
     spec = gsn.models.load().input
     alone = resolve_pixel_size(sdata, image_key="dapi", points_key=None, pixels=pixels, pixel_size=None, spec=spec)
-    for off, taken in ((1.25, True), (1.4, False)):
-        # A reference scaled so that the nuclei's estimate is `off` times the true 0.25 um/px.
-        bigger = replace(spec, nucleus_diameter_um=spec.nucleus_diameter_um * off * 0.25 / alone.um_per_pixel)
-        found = resolve_pixel_size(
-            sdata, image_key="dapi", points_key="transcripts", pixels=pixels, pixel_size=None, spec=bigger
-        )
-        assert found.source.startswith("transformations") == taken
-        assert found.um_per_pixel == pytest.approx(0.25 if taken else 0.25 * off, rel=1e-6)
+    # A reference scaled so that the nuclei's estimate is `off` times the scale the transformations imply.
+    other = replace(spec, nucleus_diameter_um=spec.nucleus_diameter_um * off * suggested / alone.um_per_pixel)
+    found = resolve_pixel_size(
+        sdata, image_key="dapi", points_key="transcripts", pixels=pixels, pixel_size=None, spec=other
+    )
+    assert found.source.startswith("transformations") == taken
+    assert found.um_per_pixel == pytest.approx(suggested if taken else suggested * off, rel=1e-6)
 
 
 def test_labels_can_stay_at_the_working_scale():
