@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import spatialdata as sd
 import torch
-from spatialdata.models import Image2DModel, Image3DModel, Labels2DModel, PointsModel
+from spatialdata.models import Image2DModel, Labels2DModel, PointsModel
 from spatialdata.transformations import Identity, Scale, get_transformation, remove_transformation
 
 import gsn_spatial as gsn
@@ -97,11 +97,6 @@ def setup_no_feature_key(s):
     pts = s["transcripts"].compute()[["x", "y", "gene"]].rename(columns={"gene": "symbol"}).reset_index(drop=True)
     tf = get_transformation(s["transcripts"], "global")
     _add(s, "no_feature", _points(pts, transformations={"global": tf}))
-
-
-def setup_image_3d(s):
-    vol = np.zeros((1, 2, 128, 128), np.uint16)
-    _add(s, "volume", Image3DModel.parse(vol, dims=("c", "z", "y", "x"), c_coords=["DAPI"]))
 
 
 def setup_float_labels(s):
@@ -188,7 +183,6 @@ CASES: list[tuple[str, Callable, Callable, type, str]] = [
         KeyError,
         "gene_key",
     ),
-    ("image_3d", setup_image_3d, lambda s, t: seg(s, image_key="volume"), ValueError, "3-D"),
     ("existing_output", setup_existing_output, lambda s, t: seg(s), ValueError, "overwrite=True"),
     ("output_other_type", no_setup, lambda s, t: seg(s, table_key_added="nuclei"), ValueError, "labels element"),
     ("output_is_input", no_setup, lambda s, t: seg(s, labels_key_added="dapi"), ValueError, "images element"),

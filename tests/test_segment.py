@@ -313,3 +313,29 @@ def test_element_roles_in_attrs_choose_among_several(tissue, model):
     tissue.attrs["cell_segmentation_image"] = "no_such_image"  # a stale name is not trusted
     with pytest.raises(KeyError, match="Several images elements"):
         gsn.tl.segment(tissue, model=model, overwrite=True)
+
+
+def test_a_z_stack_is_segmented_through_its_maximum_projection(tissue, model):
+    """A (c, z, y, x) image with the nucleus in focus in its middle plane: the cells are those of that plane, and
+    the labels carry the image's transformation in x and y."""
+    from spatialdata.models import Image3DModel
+    from spatialdata.transformations import Translation
+
+    gsn.tl.segment(tissue, model=model)
+    reference = np.asarray(tissue.labels["gsn_labels"].data)
+    plane = np.asarray(tissue.images["dapi"].data)  # (c, y, x)
+    stack = np.stack([plane // 3, plane, plane // 2], axis=1)  # dimmer, out-of-focus planes around it
+    transformations = {}
+    for cs, t in get_transformation(tissue.images["dapi"], get_all=True).items():  # the plane's, with z in um
+        xy = t.to_affine_matrix(("x", "y"), ("x", "y"))
+        scale = Scale([xy[0, 0], xy[1, 1], 1.5], axes=("x", "y", "z"))  # MERSCOPE's 1.5 um planes
+        transformations[cs] = Sequence([scale, Translation([xy[0, 2], xy[1, 2]], axes=("x", "y"))])
+    tissue["stack"] = Image3DModel.parse(
+        stack, dims=("c", "z", "y", "x"), c_coords=["DAPI"], transformations=transformations
+    )
+    gsn.tl.segment(tissue, model=model, image_key="stack", labels_key_added="from_stack")
+    np.testing.assert_array_equal(np.asarray(tissue.labels["from_stack"].data), reference)
+    for cs, t in get_transformation(tissue.images["dapi"], get_all=True).items():
+        m = get_transformation(tissue.labels["from_stack"], cs).to_affine_matrix(("x", "y"), ("x", "y"))
+        np.testing.assert_allclose(m, t.to_affine_matrix(("x", "y"), ("x", "y")))
+    assert tissue.images["stack"].shape == stack.shape  # the input is untouched

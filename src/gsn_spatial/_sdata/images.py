@@ -22,14 +22,18 @@ def scale0(element: Any) -> xr.DataArray:
 
 
 def select_channel(image: xr.DataArray, channel: int | str | None, *, image_key: str) -> xr.DataArray:
-    """The ``(y, x)`` plane of one channel of a ``(c, y, x)`` image.
+    """The ``(y, x)`` plane of one channel of a ``(c, y, x)`` or ``(c, z, y, x)`` image.
 
     Without ``channel``: the only channel, or else the one channel whose name
     reads as a nucleus stain (``Keys.NUCLEUS_STAIN_PATTERN``: "DAPI",
-    "Hoechst", ...); a ValueError where there is none or several.
+    "Hoechst", ...); a ValueError where there is none or several. A z-stack
+    is brought to its maximum projection along z, lazily (a nucleus is in
+    focus in some plane, and a section is segmented in its plane, as its
+    transcripts are); to segment one plane, pass an image of that plane.
     """
     if "z" in image.dims:
-        raise ValueError(f"Image {image_key!r} is 3-D (dims {image.dims}); only 2-D (c, y, x) images are supported.")
+        logger.info("Image %r is a z-stack of %d planes: using its maximum projection.", image_key, image.sizes["z"])
+        image = image.max("z", keep_attrs=True)
     names = image.coords["c"].values.tolist() if "c" in image.coords else list(range(image.sizes.get("c", 1)))
     if channel is None:
         if len(names) == 1:
