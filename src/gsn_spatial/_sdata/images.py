@@ -30,7 +30,20 @@ def select_channel(image: xr.DataArray, channel: int | str | None, *, image_key:
     is brought to its maximum projection along z, lazily (a nucleus is in
     focus in some plane, and a section is segmented in its plane, as its
     transcripts are); to segment one plane, pass an image of that plane.
+    Non-finite pixels of a float image (no data) are read as background
+    (:func:`~gsn_spatial.core.image.intensity.fill_non_finite`, chunk by chunk).
     """
+    plane = _select_channel(image, channel, image_key=image_key)
+    if plane.dtype.kind == "f":  # NaN marks pixels with no data in float mosaics: read them as background
+        from gsn_spatial.core.image.intensity import fill_non_finite
+
+        data = plane.data
+        filled = data.map_blocks(fill_non_finite, dtype=data.dtype) if hasattr(data, "map_blocks") else None
+        plane = plane.copy(data=filled if filled is not None else fill_non_finite(data))
+    return plane
+
+
+def _select_channel(image: xr.DataArray, channel: int | str | None, *, image_key: str) -> xr.DataArray:
     if "z" in image.dims:
         logger.info("Image %r is a z-stack of %d planes: using its maximum projection.", image_key, image.sizes["z"])
         image = image.max("z", keep_attrs=True)

@@ -20,6 +20,7 @@ def sample_percentiles(
     shape = image.shape
     step = max(1, int(np.ceil(np.sqrt(np.prod(shape) / max_samples))))
     sample = np.asarray(image[::step, ::step], dtype=np.float64)
+    sample = sample[np.isfinite(sample)]
     if sample.size == 0:
         return 0.0, 1.0
     lo, hi = np.percentile(sample, percentiles)
@@ -30,3 +31,26 @@ def normalise_intensity(image: np.ndarray, low: float, high: float) -> np.ndarra
     """Map ``low -> 0`` and ``high -> 1``, clipped to ``[0, 1]``, as float32."""
     scale = 1.0 / (high - low) if high > low else 0.0
     return np.clip((np.asarray(image, dtype=np.float32) - low) * scale, 0.0, 1.0)
+
+
+def fill_non_finite(image: np.ndarray) -> np.ndarray:
+    """``image`` with NaN and infinite pixels set to its smallest finite value (0 if it has none).
+
+    Float images mark pixels with no data so (the padding of a stitched or
+    registered mosaic, masked detector pixels); the network, the resampling
+    and the size estimate would spread them, so they are read as background.
+    Applied to one chunk at a time, the fill is that chunk's own background.
+    A new array is returned where anything is filled; the input is never changed.
+
+    Examples
+    --------
+    >>> fill_non_finite(np.array([[np.nan, 2.0], [5.0, np.inf]])).tolist()
+    [[2.0, 2.0], [5.0, 2.0]]
+    """
+    image = np.asarray(image)
+    if image.dtype.kind != "f":
+        return image
+    finite = np.isfinite(image)
+    if finite.all():
+        return image
+    return np.where(finite, image, image[finite].min() if finite.any() else 0).astype(image.dtype, copy=False)
