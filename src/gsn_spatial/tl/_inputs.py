@@ -177,8 +177,8 @@ AGREEMENT = 0.3
 #: The same when the transformations do carry a scale between the points and the image (the layout of vendors and
 #: spatialdata-io: points in um, the image scaled to them): up to 2x, where the warning starts. Someone wrote that
 #: scale down, and a tissue's nuclei can be half or twice the reference (lymphocytes, hepatocytes): on a second
-#: simulator's tissues with 3-17 um nuclei the estimate was 39-67 % off, and the exact scale gave mean matched IoU
-#: 0.738 against 0.718 over 36 settings (benchmarks/foreign_tissue.py --tissues, 2026-12-07; docs/units.md).
+#: simulator's tissues with 3-17 um nuclei the truth was 0.72-1.67x the estimate, and the exact scale gave mean
+#: matched IoU 0.738 against 0.718 over 36 settings (benchmarks/foreign_tissue.py --tissues, 2026-12-07; docs/units.md).
 SCALED_AGREEMENT = 1.0
 TRANSFORM_SOURCE = "transformations (points in um; checked against the nucleus size)"
 
