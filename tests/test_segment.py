@@ -336,6 +336,8 @@ def test_a_z_stack_is_segmented_through_its_maximum_projection(tissue, model):
     )
     gsn.tl.segment(tissue, model=model, image_key="stack", labels_key_added="from_stack")
     np.testing.assert_array_equal(np.asarray(tissue.labels["from_stack"].data), reference)
+    assert tissue.tables["gsn_table"].uns["gsn"]["params"]["image_z_planes"] == 1
+    assert tissue.tables["from_stack_table"].uns["gsn"]["params"]["image_z_planes"] == 3  # recorded
     for cs, t in get_transformation(tissue.images["dapi"], get_all=True).items():
         m = get_transformation(tissue.labels["from_stack"], cs).to_affine_matrix(("x", "y"), ("x", "y"))
         np.testing.assert_allclose(m, t.to_affine_matrix(("x", "y"), ("x", "y")))

@@ -65,6 +65,7 @@ class ResolvedInputs:
     pixel_size: PixelSize
     zoom: float  # working pixels per image pixel
     points_to_working: np.ndarray  # 3 x 3 affine from the points' coordinates to the working grid
+    z_planes: int = 1  # planes of a z-stack image, read through their maximum projection (1: a 2-D image)
 
     def point_partitions(self) -> _sdata.PointsPartitions:
         """The transcripts on the working grid, read partition by partition (whole slides)."""
@@ -165,6 +166,7 @@ def resolve_inputs(
         pixel_size=found,
         zoom=zoom,
         points_to_working=to_working,
+        z_planes=int(_sdata.scale0(image_el).sizes.get("z", 1)),
     )
 
 

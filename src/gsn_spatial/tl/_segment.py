@@ -201,7 +201,9 @@ def segment(
       but the labels have a coordinate system named in microns),
       ``uns["gsn"]["keys"]`` the run's element keys and
       ``uns["gsn"]["params"]`` (the pixel size used and its source, the
-      RNA map's sigma and level, the transcript density);
+      channel and ``image_z_planes``, the planes of a z-stack read through
+      their maximum projection, the RNA map's sigma and level, the
+      transcript density);
     - ``sdata.points[<run>_transcripts]``: the transcripts' ``x``, ``y`` and
       gene with a ``cell_id`` column (0 = unassigned), same transformations
       as the source points. The source points are never modified;
@@ -258,6 +260,7 @@ def segment(
     params = {
         "image_key": image_key,
         "image_channel": inputs.channel,
+        "image_z_planes": inputs.z_planes,
         "points_key": points_key,
         "gene_key": inputs.gene_key,
         "model": str(gsn_model.meta.get("name", "custom")),
