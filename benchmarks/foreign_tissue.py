@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/foreign_tissue.py [--seeds 0 1] [--pixel-sizes 0.1 0.2125 0.5 1.0]
         [--densities 0.1 0.5 2.0] [--frames microns image] [--size-um 160] [--model generalist]
-        [--tissues default large-cells small-cells large-nuclei sparse] [--given-pixel-size]
+        [--tissues default large-cells small-cells large-nuclei sparse]
 
 Every model of ``gsn_spatial`` was trained on ``core.simulate.tissue`` (a noisy weighted Voronoi of hexagonal
 seeds, transcripts spread evenly over each cell); a score on it says little about tissue the models never saw.
@@ -24,8 +24,7 @@ This simulator draws its tissue another way, in micrometres, and renders it at e
 
 ``--tissues`` adds tissues whose nuclei are not the models' reference size (6.41 um; the default tissue's are about
 7-7.5 um): ``large-cells`` (radius 12-20 um, nuclei about 6-16 um across), ``small-cells`` (4-6.5 um, nuclei 3-8 um),
-``large-nuclei`` (8-12 um, nuclei 9-17 um) and ``sparse`` (the default's cells with gaps between them);
-``--given-pixel-size`` also scores the call told the true pixel size.
+``large-nuclei`` (8-12 um, nuclei 9-17 um) and ``sparse`` (the default's cells with gaps between them).
 
 Two frames: ``microns`` (points in um, the image with a Scale to them: the pixel size can be read from the
 transformations) and ``image`` (points on the image's pixel grid, identity everywhere: the pixel size must be
@@ -215,20 +214,13 @@ def foreign_tissue(
 
 
 def score(
-    seed: int,
-    pixel_size: float,
-    density: float,
-    frame: str,
-    size_um: float,
-    model,
-    tissue: str = "default",
-    given_pixel_size: bool = False,
+    seed: int, pixel_size: float, density: float, frame: str, size_um: float, model, tissue: str = "default"
 ) -> dict:
-    """The default call (or, with ``given_pixel_size``, the call told the true pixel size) against expansions."""
+    """The default call's scores on one tissue, and the best of the nucleus expansions'."""
     sdata, truth = foreign_tissue(seed, pixel_size, density, frame, size_um, tissue)
     true_tx = sdata.points["transcripts"]["true_cell"].compute().to_numpy()
     t0 = time.perf_counter()
-    gsn.tl.segment(sdata, model=model, pixel_size=pixel_size if given_pixel_size else None)
+    gsn.tl.segment(sdata, model=model)
     seconds = time.perf_counter() - t0
     found = np.asarray(sdata.labels["gsn_labels"].data)
     found_tx = sdata.points["gsn_transcripts"]["cell_id"].compute().to_numpy()
@@ -262,14 +254,10 @@ def main() -> None:
     ap.add_argument("--size-um", type=float, default=160.0)
     ap.add_argument("--model", default=None)
     ap.add_argument("--tissues", nargs="+", default=["default"], choices=sorted(TISSUES))
-    ap.add_argument(
-        "--given-pixel-size", action="store_true", help="also run the call told the true pixel size (IoU, tx)"
-    )
     args = ap.parse_args()
-    given = " | IoU, tx with pixel_size given" if args.given_pixel_size else ""
-    print(f"| tissue | frame | um/px | tx/um^2 | seed | found um/px | IoU | best expansion IoU | tx accuracy "
-          f"| best expansion tx | cells (true) | s{given} |")  # fmt: skip
-    print("|---" * (12 + bool(given)) + "|")
+    print("| tissue | frame | um/px | tx/um^2 | seed | found um/px | IoU | best expansion IoU | tx accuracy "
+          "| best expansion tx | cells (true) | s |")  # fmt: skip
+    print("|---" * 12 + "|")
     for tissue in args.tissues:
         for frame in args.frames:
             for px in args.pixel_sizes:
@@ -281,9 +269,6 @@ def main() -> None:
                             f"| {r['iou']:.3f} | {r['exp_iou']:.3f} | {r['tx']:.3f} | {r['exp_tx']:.3f} "
                             f"| {r['cells']} ({r['true_cells']}) | {r['seconds']:.1f} |"
                         )
-                        if given:
-                            g = score(seed, px, density, frame, args.size_um, args.model, tissue, True)
-                            row += f" {g['iou']:.3f}, {g['tx']:.3f} |"
                         print(row, flush=True)
 
 

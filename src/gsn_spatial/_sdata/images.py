@@ -38,8 +38,8 @@ def select_channel(image: xr.DataArray, channel: int | str | None, *, image_key:
         from gsn_spatial.core.image.intensity import fill_non_finite
 
         data = plane.data
-        filled = data.map_blocks(fill_non_finite, dtype=data.dtype) if hasattr(data, "map_blocks") else None
-        plane = plane.copy(data=filled if filled is not None else fill_non_finite(data))
+        lazy = hasattr(data, "map_blocks")  # a dask array: each chunk filled when it is read
+        plane = plane.copy(data=data.map_blocks(fill_non_finite, dtype=data.dtype) if lazy else fill_non_finite(data))
     return plane
 
 
