@@ -96,24 +96,27 @@ def test_without_a_unit_cue_the_scale_comes_from_the_nuclei(pixel_size):
 
 
 @pytest.mark.parametrize(
-    ("frame", "off", "taken"),
+    ("frame", "imaged_at", "off", "taken"),
     [
-        ("microns", 1.25, True),
-        ("microns", 1.8, True),
-        ("microns", 2.5, False),
-        ("image", 1.25, True),
-        ("image", 1.6, False),
+        ("microns", 0.25, 1.25, True),
+        ("microns", 0.25, 1.8, True),
+        ("microns", 0.25, 2.5, False),
+        ("microns", 1.0, 1.6, True),  # a Scale of 1 written down still says the points are in um
+        ("image", 0.25, 1.25, True),
+        ("image", 0.25, 1.6, False),
     ],
 )
-def test_the_points_scale_is_taken_within_its_band_of_the_nucleus_estimate(frame, off, taken):
+def test_the_points_scale_is_taken_within_its_band_of_the_nucleus_estimate(frame, imaged_at, off, taken):
     """Nuclei `off` times the model's reference. Micrometre points with the image scaled to them: the exact scale is
     taken up to 2x from the estimate. Points on the image's own grid (their "1 um/px" only a guess): up to 30 %."""
     from dataclasses import replace
 
     from gsn_spatial.tl._inputs import resolve_pixel_size
 
-    sdata = gsn.datasets.synthetic_tissue((384, 384), seed=61, imaged_at=0.25, global_frame=frame, microns_system=False)
-    suggested = 0.25 if frame == "microns" else 1.0  # what the transformations imply, points read as um
+    sdata = gsn.datasets.synthetic_tissue(
+        (384, 384), seed=61, imaged_at=imaged_at, global_frame=frame, microns_system=False
+    )
+    suggested = imaged_at if frame == "microns" else 1.0  # what the transformations imply, points read as um
     pixels = sdata.images["dapi"].data[0]
     spec = gsn.models.load().input
     alone = resolve_pixel_size(sdata, image_key="dapi", points_key=None, pixels=pixels, pixel_size=None, spec=spec)

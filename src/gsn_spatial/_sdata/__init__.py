@@ -18,6 +18,7 @@ from gsn_spatial._sdata.frames import (
     points_to_pixels,
     scaled_affine,
     transformations,
+    transformations_write_a_scale,
 )
 from gsn_spatial._sdata.images import ArrayWindows, scale0, select_channel
 from gsn_spatial._sdata.keys import ELEMENT_KINDS, check_new_keys, quiet_ome_zarr, resolve_gene_key, resolve_key
@@ -49,4 +50,5 @@ __all__ = [
     "store_elements",
     "transcripts_element",
     "transformations",
+    "transformations_write_a_scale",
 ]

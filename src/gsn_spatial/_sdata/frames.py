@@ -8,6 +8,9 @@ from typing import Any
 import numpy as np
 from spatialdata import SpatialData
 from spatialdata.transformations import (
+    Affine,
+    Scale,
+    Sequence,
     get_transformation,
     get_transformation_between_coordinate_systems,
 )
@@ -64,6 +67,23 @@ def points_to_pixels(sdata: SpatialData, points_key: str, image_key: str) -> np.
                 f"{cs0!r} and {cs!r}; fix the transformations so they agree."
             )
     return m0
+
+
+def _writes_a_scale(transformation: Any) -> bool:
+    if isinstance(transformation, Sequence):
+        return any(_writes_a_scale(t) for t in transformation.transformations)
+    return isinstance(transformation, (Scale, Affine))
+
+
+def transformations_write_a_scale(sdata: SpatialData, points_key: str, image_key: str) -> bool:
+    """Whether the points' or the image's transformation to a coordinate system they share is a scale or an affine.
+
+    Someone then wrote down how the two grids relate, even where the scale is 1 (an image at 1 um/px under points
+    in um); with only identities and translations the points lie on the image's own grid.
+    """
+    t_points = get_transformation(sdata.points[points_key], get_all=True)
+    t_image = get_transformation(sdata[image_key], get_all=True)
+    return any(_writes_a_scale(t_points[cs]) or _writes_a_scale(t_image[cs]) for cs in t_points if cs in t_image)
 
 
 def pixel_to_microns(

@@ -177,7 +177,8 @@ def resolve_inputs(
 #: 0.77-1.3 um/px with points in their pixels are read at 1 um/px, within the 0.5-2x scale augmentation of training.
 AGREEMENT = 0.3
 #: The same when the transformations do carry a scale between the points and the image (the layout of vendors and
-#: spatialdata-io: points in um, the image scaled to them): up to 2x, where the warning starts. Someone wrote that
+#: spatialdata-io: points in um, the image scaled to them; a Scale or Affine written down counts even where it is 1):
+#: up to 2x, where the warning starts. Someone wrote that
 #: scale down, and a tissue's nuclei can be half or twice the reference (lymphocytes, hepatocytes): on a second
 #: simulator's tissues with 3-17 um nuclei the truth was 0.72-1.67x the estimate, and the exact scale gave mean
 #: matched IoU 0.738 against 0.718 over 36 settings (benchmarks/foreign_tissue.py --tissues, 2026-12-07; docs/units.md).
@@ -248,7 +249,8 @@ def resolve_pixel_size(
     and compared with the model's ``nucleus_diameter_um``. The points'
     transformations suggest a scale too, if the points are in micrometres
     (as vendors' and spatialdata-io's are). Where the transformations carry a
-    scale between the points and the image, that exact scale is taken within 2x
+    scale between the points and the image (a ``Scale`` or ``Affine`` written
+    in either, even of 1), that exact scale is taken within 2x
     of the estimate (``SCALED_AGREEMENT``); where the points lie on the image's
     own grid (their "1 um/px" is only a guess), within 30 % (``AGREEMENT``).
     More than 2x away, a warning says so and the estimate is kept.
@@ -283,7 +285,8 @@ def resolve_pixel_size(
             to_pixels = _sdata.points_to_pixels(sdata, points_key, image_key)
             suggested = 1.0 / np.sqrt(abs(np.linalg.det(to_pixels[:2, :2])))
             ratio = suggested / found.um_per_pixel
-            band = SCALED_AGREEMENT if abs(np.log(suggested)) > 1e-6 else AGREEMENT
+            scaled = abs(np.log(suggested)) > 1e-6 or _sdata.transformations_write_a_scale(sdata, points_key, image_key)
+            band = SCALED_AGREEMENT if scaled else AGREEMENT
             if abs(np.log(ratio)) <= np.log(1.0 + band):
                 # Two cues agree: the exact scale of the transformations, if the points are in micrometres (as
                 # vendors' and spatialdata-io's are), and the estimate. The exact one is taken: the estimate also
