@@ -129,6 +129,23 @@ def test_the_points_scale_is_taken_within_its_band_of_the_nucleus_estimate(frame
     assert found.um_per_pixel == pytest.approx(suggested if taken else suggested * off, rel=1e-6)
 
 
+def test_a_written_scale_is_one_on_one_side_only():
+    """An image at 1 um/px with a Scale of 1 under points in um carries a scale; the same Scale on both (points on the
+    image's grid, both brought to a micron frame) does not."""
+    from spatialdata.transformations import Identity, Scale, set_transformation
+
+    from gsn_spatial._sdata import transformations_write_a_scale
+
+    sdata = gsn.datasets.synthetic_tissue((64, 64), seed=1, global_frame="image", microns_system=False)
+    assert not transformations_write_a_scale(sdata, "transcripts", "dapi")  # identities
+    set_transformation(sdata.images["dapi"], Scale([1.0, 1.0], axes=("x", "y")), "global")
+    assert transformations_write_a_scale(sdata, "transcripts", "dapi")
+    set_transformation(sdata.points["transcripts"], Scale([1.0, 1.0], axes=("x", "y")), "global")
+    assert not transformations_write_a_scale(sdata, "transcripts", "dapi")
+    set_transformation(sdata.images["dapi"], Identity(), "global")
+    assert transformations_write_a_scale(sdata, "transcripts", "dapi")
+
+
 def test_labels_can_stay_at_the_working_scale():
     sdata = gsn.datasets.synthetic_tissue((400, 400), seed=8, pixel_size=0.25)
     gsn.tl.segment(sdata, labels_grid="working")

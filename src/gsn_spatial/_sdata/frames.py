@@ -76,14 +76,16 @@ def _writes_a_scale(transformation: Any) -> bool:
 
 
 def transformations_write_a_scale(sdata: SpatialData, points_key: str, image_key: str) -> bool:
-    """Whether the points' or the image's transformation to a coordinate system they share is a scale or an affine.
+    """Whether one of the points' and the image's transformations to a coordinate system they share is a scale or
+    an affine, and the other is not.
 
     Someone then wrote down how the two grids relate, even where the scale is 1 (an image at 1 um/px under points
-    in um); with only identities and translations the points lie on the image's own grid.
+    in um). With only identities and translations, or a scale on both sides (both brought to one frame), the points
+    lie on the image's own grid.
     """
     t_points = get_transformation(sdata.points[points_key], get_all=True)
     t_image = get_transformation(sdata[image_key], get_all=True)
-    return any(_writes_a_scale(t_points[cs]) or _writes_a_scale(t_image[cs]) for cs in t_points if cs in t_image)
+    return any(_writes_a_scale(t_points[cs]) != _writes_a_scale(t_image[cs]) for cs in t_points if cs in t_image)
 
 
 def pixel_to_microns(

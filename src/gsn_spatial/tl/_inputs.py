@@ -177,7 +177,7 @@ def resolve_inputs(
 #: 0.77-1.3 um/px with points in their pixels are read at 1 um/px, within the 0.5-2x scale augmentation of training.
 AGREEMENT = 0.3
 #: The same when the transformations do carry a scale between the points and the image (the layout of vendors and
-#: spatialdata-io: points in um, the image scaled to them; a Scale or Affine written down counts even where it is 1):
+#: spatialdata-io: points in um, the image scaled to them; a Scale or Affine on one side counts even where it is 1):
 #: up to 2x, where the warning starts. Someone wrote that
 #: scale down, and a tissue's nuclei can be half or twice the reference (lymphocytes, hepatocytes): on a second
 #: simulator's tissues with 3-17 um nuclei the truth was 0.72-1.67x the estimate, and the exact scale gave mean
@@ -250,7 +250,7 @@ def resolve_pixel_size(
     transformations suggest a scale too, if the points are in micrometres
     (as vendors' and spatialdata-io's are). Where the transformations carry a
     scale between the points and the image (a ``Scale`` or ``Affine`` written
-    in either, even of 1), that exact scale is taken within 2x
+    in one of the two, even of 1), that exact scale is taken within 2x
     of the estimate (``SCALED_AGREEMENT``); where the points lie on the image's
     own grid (their "1 um/px" is only a guess), within 30 % (``AGREEMENT``).
     More than 2x away, a warning says so and the estimate is kept.
