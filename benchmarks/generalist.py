@@ -127,7 +127,8 @@ def segment_image_only(image: np.ndarray, model) -> np.ndarray:
     working = resample_window(lambda y0, y1, x0, x1: img[y0:y1, x0:x1], image.shape, (0, shape[0], 0, shape[1]), zoom)
     lo, hi = sample_percentiles(image, spec.percentiles)
     inputs = np.stack([normalise_intensity(working, lo, hi), np.zeros(shape, np.float32)])
-    decode = {"min_area": Defaults.MIN_AREA, **model.meta.get("decode", {})}
+    # No transcripts: the model's single threshold, chosen with the DSB validation images among its data.
+    decode = {"min_area": Defaults.MIN_AREA, **model.decode_options()}
     # The network segment runs here: int8 on a CPU without native bf16 (gsn.settings.cpu_int8), else float.
     int8 = int8_inference(model, *resolve_device("cpu", cpu_bf16=gsn.settings.cpu_bf16))
     labels = segment_array(

@@ -43,7 +43,10 @@ def test_default_model_is_the_generalist():
         "centre_threshold",
         "min_distance",
         "max_vote_distance",
+        "confidence_by_density",
     }
+    # Sparse tissue: a lower confidence threshold, chosen on validation data (scripts/choose_confidence_by_density.py).
+    assert m.decode_options(0.1)["confidence_threshold"] < m.decode_options(1.0)["confidence_threshold"]
     size = (
         (ROOT / "src" / "gsn_spatial" / "models" / "weights" / gsn.models.SHIPPED_MODELS["generalist"]).stat().st_size
     )

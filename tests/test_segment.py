@@ -362,3 +362,27 @@ def test_no_data_pixels_of_a_float_image_are_read_as_background(tissue, model):
     # Measured: IoU 0.000 before the fill; 0.733 with it against 0.741 (the strip cuts the cells at the edge).
     assert mean_best_iou(truth, found) >= reference - 0.03
     assert np.isnan(np.asarray(tissue.images["float_dapi"].data)).sum() == 8 * 256 + 100
+
+
+def test_confidence_threshold_follows_the_transcript_density(model):
+    """A model's threshold per density is interpolated at the tissue's density, applied, and overridden when given."""
+    import copy
+
+    m = copy.deepcopy(model)
+    table = [[0.05, 0.3], [2.0, 0.6]]
+    m.meta["decode"] = {**m.meta["decode"], "confidence_by_density": table}
+    found = {}
+    for per_cell in (16.0, 400.0):
+        sdata = gsn.datasets.synthetic_tissue((192, 192), seed=12, transcripts_per_cell=per_cell)
+        gsn.tl.segment(sdata, model=m)
+        params = sdata.tables["gsn_table"].uns["gsn"]["params"]
+        per_um2, threshold = params["transcripts_per_um2"], params["confidence_threshold"]
+        assert threshold == pytest.approx(gsn.models.confidence_for_density(table, per_um2))
+        assert params["confidence_by_density"] == table
+        found[per_cell] = (per_um2, threshold)
+        # Applied, not only recorded: the same cells as that threshold given.
+        gsn.tl.segment(sdata, model=m, confidence_threshold=threshold, labels_key_added="given")
+        assert np.array_equal(sdata.labels["gsn_labels"].values, sdata.labels["given"].values)
+        assert "confidence_by_density" not in sdata.tables["given_table"].uns["gsn"]["params"]
+    (low_d, low_t), (high_d, high_t) = found[16.0], found[400.0]
+    assert low_d < high_d and 0.3 <= low_t < high_t <= 0.6

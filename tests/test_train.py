@@ -143,7 +143,9 @@ def test_trained_model_keeps_the_start_models_decoding_settings():
     # the same way (a model that lost them decoded at 0.5 / 0.5 and found a third of the cells).
     sdata = gsn.datasets.synthetic_tissue((160, 160), seed=4)
     start = _tiny_model()
-    start.meta = {"name": "start", "decode": {"confidence_threshold": 0.55, "centre_threshold": 0.2}}
+    # A threshold per transcript density too: train's predictions take the one for this tissue, as segment does.
+    decode = {"confidence_threshold": 0.55, "centre_threshold": 0.2, "confidence_by_density": [[0.1, 0.4], [1, 0.5]]}
+    start.meta = {"name": "start", "decode": decode}
     m = gsn.tl.train(sdata, labels_key="nuclei", model=start, **dict(TINY, max_rounds=1))
     assert m.meta["decode"] == start.meta["decode"] and m.meta["init"] == "start"
 

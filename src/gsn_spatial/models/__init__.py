@@ -10,7 +10,16 @@ models at 0.5 um/px with the RNA map they were trained with.
 """
 
 from gsn_spatial.core.network.unet import NetworkConfig
-from gsn_spatial.models._model import MODEL_FORMAT, GeneSegModel, InputSpec
+from gsn_spatial.models._model import MODEL_FORMAT, GeneSegModel, InputSpec, confidence_for_density
 from gsn_spatial.models._shipped import DEFAULT_MODEL, SHIPPED_MODELS, load
 
-__all__ = ["GeneSegModel", "InputSpec", "NetworkConfig", "load", "SHIPPED_MODELS", "DEFAULT_MODEL", "MODEL_FORMAT"]
+__all__ = [
+    "GeneSegModel",
+    "InputSpec",
+    "NetworkConfig",
+    "load",
+    "SHIPPED_MODELS",
+    "DEFAULT_MODEL",
+    "MODEL_FORMAT",
+    "confidence_for_density",
+]

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from gsn_spatial.core.network.quantize import Int8GeneSegNet, int8_available, quantize_int8
@@ -79,6 +80,26 @@ class InputSpec:
         return cls(**d)
 
 
+def confidence_for_density(table: list[list[float]] | list[tuple[float, float]], per_um2: float) -> float:
+    """The confidence threshold for a tissue of ``per_um2`` transcripts per um^2, from a model's table.
+
+    ``table`` holds ``(transcripts per um^2, threshold)`` pairs chosen on
+    validation data (``meta["decode"]["confidence_by_density"]``,
+    ``scripts/choose_confidence_by_density.py``): linear in log density between
+    them, the end values beyond them.
+
+    Examples
+    --------
+    >>> table = [[0.1, 0.4], [1.0, 0.6]]
+    >>> [round(confidence_for_density(table, d), 3) for d in (0.05, 0.316, 3.0)]
+    [0.4, 0.5, 0.6]
+    """
+    d, t = np.asarray(sorted(table), dtype=float).T
+    if not per_um2 > 0:
+        return float(t[0])
+    return float(np.interp(np.log(per_um2), np.log(d), t))
+
+
 @dataclass
 class GeneSegModel:
     """A GeneSegNet network with the input settings it expects.
@@ -136,6 +157,27 @@ class GeneSegModel:
         ranges = blob.get("int8_ranges")
         ranges = {k: (float(lo), float(hi)) for k, (lo, hi) in ranges.items()} if ranges else None
         return cls(net, InputSpec.from_dict(blob["input"]), dict(blob.get("meta", {})), ranges)
+
+    def decode_options(self, per_um2: float | None = None) -> dict[str, Any]:
+        """The decoding settings chosen on the model's validation data (``meta["decode"]``) for this tissue.
+
+        Where the model has a confidence threshold per transcript density
+        (``confidence_by_density``), the threshold for ``per_um2`` transcripts
+        per um^2 (:func:`confidence_for_density`); ``None``: the model's
+        single threshold.
+
+        Examples
+        --------
+        >>> m = GeneSegModel.new(NetworkConfig(widths=(8, 8, 8, 8, 8)))
+        >>> m.meta["decode"] = {"confidence_threshold": 0.5, "confidence_by_density": [[0.1, 0.4], [1.0, 0.6]]}
+        >>> m.decode_options(0.1), m.decode_options()
+        ({'confidence_threshold': 0.4}, {'confidence_threshold': 0.5})
+        """
+        decode = dict(self.meta.get("decode", {}))
+        table = decode.pop("confidence_by_density", None)
+        if table and per_um2 is not None:
+            decode["confidence_threshold"] = confidence_for_density(table, per_um2)
+        return decode
 
     def inference_network(self, *, int8: bool = False) -> GeneSegNet | Int8GeneSegNet:
         """A copy of the network for inference, batch norms folded (:func:`fold_batch_norms`).

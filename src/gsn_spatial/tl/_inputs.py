@@ -343,17 +343,20 @@ def int8_inference(model: GeneSegModel, device: torch.device, autocast: torch.dt
 
 def decode_settings(
     model: GeneSegModel, confidence_threshold: float | None, centre_threshold: float | None
-) -> tuple[float, float, dict[str, float]]:
+) -> tuple[float | None, float, dict[str, float]]:
     """The decoding settings of a run: thresholds given, else the model's validated ones (else 0.5).
 
-    Also the peak spacing and vote reach the model was validated with, in its
-    working pixels (decode's defaults where the model has none).
+    The confidence threshold is ``None`` where the model chose one per
+    transcript density and none was given: it is set once the tissue's density
+    is known (:meth:`GeneSegModel.decode_options`). Also the peak spacing and
+    vote reach the model was validated with, in its working pixels (decode's
+    defaults where the model has none).
     """
     for name, v in (("confidence_threshold", confidence_threshold), ("centre_threshold", centre_threshold)):
         if v is not None and not 0 < v < 1:
             raise ValueError(f"`{name}` must be in (0, 1), got {v}.")
     decode = model.meta.get("decode", {})
-    if confidence_threshold is None:
+    if confidence_threshold is None and not decode.get("confidence_by_density"):
         confidence_threshold = float(decode.get("confidence_threshold", 0.5))
     if centre_threshold is None:
         centre_threshold = float(decode.get("centre_threshold", 0.5))

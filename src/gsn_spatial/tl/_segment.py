@@ -113,8 +113,8 @@ def segment(
         nuclei in the image compared with the model's training nuclei. The
         scale the points' transformations imply (if the points are in
         micrometres, as vendors' are) is taken instead where it is within
-        20 % of that estimate; a warning is logged where it is more than 2x
-        away. What was used, and how it was found, is in
+        2x of that estimate (30 % where the points lie on the image's own
+        grid); a warning is logged where it is more than 2x away. What was used, and how it was found, is in
         ``uns["gsn"]["params"]``.
     labels_grid
         ``"image"``: labels on the image's pixel grid with its
@@ -162,7 +162,9 @@ def segment(
     confidence_threshold, centre_threshold
         Thresholds of Eq. 4 on the confidence and centre maps. Default: the
         model's, chosen on its validation data (``model.meta["decode"]``),
-        else 0.5.
+        else 0.5; the default model's confidence threshold follows the
+        tissue's transcript density (lower where transcripts are sparse;
+        ``params["confidence_threshold"]`` records the one used).
     min_area
         Cells smaller than this many working pixels are dropped.
     device
@@ -308,7 +310,11 @@ def segment(
             # cells near the image's edges (F1 0.93 against the eager run, tests/test_inference.py).
             network.compile(dynamic=False)
 
-        check_binned = _slide.binned_check(work, spec, shape, params, points_key=points_key, image_key=image_key)
+        decode = {**vote_geometry, "confidence_threshold": confidence_threshold, "centre_threshold": centre_threshold,
+                  "min_area": min_area}  # fmt: skip
+        check_binned = _slide.binned_check(
+            work, spec, shape, params, points_key=points_key, image_key=image_key, decode=decode, model=gsn_model
+        )
 
         _, edges = segment_slide(
             work,
@@ -325,12 +331,7 @@ def segment(
                 device=torch_device,
                 autocast_dtype=autocast,
                 reuse_memory=settings.reuse_memory,
-                decode={
-                    **vote_geometry,
-                    "confidence_threshold": confidence_threshold,
-                    "centre_threshold": centre_threshold,
-                    "min_area": min_area,
-                },
+                decode=decode,
             ),
             client=client,
             # A GPU stays in this process, batched; only CPU inference is spread over the cluster.

@@ -24,7 +24,7 @@ from gsn_spatial.core.rna.density import rna_map_settings
 from gsn_spatial.core.slide.runner import active_client
 from gsn_spatial.core.slide.steps import partition_cells, sample_transcripts
 from gsn_spatial.core.slide.workdir import WorkDir, ZarrWindows, open_run, remove_work_dir
-from gsn_spatial.models import InputSpec
+from gsn_spatial.models import GeneSegModel, InputSpec, confidence_for_density
 
 logger = logging.getLogger(__name__)
 
@@ -279,15 +279,25 @@ def _sopa_attrs(keys: dict[str, str] | None) -> dict[str, str]:
 
 
 def binned_check(
-    work: WorkDir, spec: InputSpec, shape: tuple[int, int], params: dict[str, Any], *, points_key: str, image_key: str
+    work: WorkDir,
+    spec: InputSpec,
+    shape: tuple[int, int],
+    params: dict[str, Any],
+    *,
+    points_key: str,
+    image_key: str,
+    decode: dict[str, Any],
+    model: GeneSegModel,
 ) -> Any:
     """What runs once the transcripts are binned: clear errors for none inside the image, and the RNA map's level.
 
     The level (from a sample of occupied blocks) goes into ``params`` and to
-    the segment step.
+    the segment step; so does the model's confidence threshold for the
+    tissue's transcript density where ``decode`` has none yet
+    (:func:`~gsn_spatial.models.confidence_for_density`).
     """
 
-    def check_binned(lengths: list[int], inside: int) -> dict[str, float]:
+    def check_binned(lengths: list[int], inside: int) -> dict[str, Any]:
         if sum(lengths) == 0:
             raise ValueError(f"Points element {points_key!r} is empty.")
         if inside == 0:
@@ -307,6 +317,11 @@ def binned_check(
             bin_um=spec.density_bin_um,
         )
         params.update({"rna_level": level, "transcripts_per_um2": per_um2})
-        return {"rna_sigma": sigma, "rna_level": level}
+        if decode["confidence_threshold"] is not None:
+            return {"rna_sigma": sigma, "rna_level": level}
+        by_density = model.meta["decode"]["confidence_by_density"]
+        threshold = confidence_for_density(by_density, per_um2)
+        params.update(confidence_threshold=threshold, confidence_by_density=by_density)
+        return {"rna_sigma": sigma, "rna_level": level, "decode": {**decode, "confidence_threshold": threshold}}
 
     return check_binned

@@ -325,7 +325,7 @@ def train(
     progress = progress_bar("epochs")
 
     # segment's defaults: blocks, halo, one network pass per window and the model's decoding thresholds.
-    decode_kwargs = {"min_area": options.min_area, **base_decode}
+    decode_kwargs = {"min_area": options.min_area, **start.decode_options(per_um2)}
 
     def predict(network) -> np.ndarray:
         window = WindowOptions(
