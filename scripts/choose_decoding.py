@@ -8,7 +8,9 @@ The same grid and score as at the end of ``scripts/train_generalist_model.py`` (
 ``validation_samples``): confidence and centre thresholds, peak spacing and vote reach that maximise
 (F1@0.5 + mean matched IoU) / 2, each kind of validation data weighing the same. Only ``meta["decode"]``,
 ``meta["decode_grid"]`` and a record of this choice change; the weights are written as they were read.
-Nothing held out is read.
+Nothing held out is read. ``meta["decode"]`` is written afresh, without a confidence threshold per transcript
+density: choose that again after this (``scripts/choose_confidence_by_density.py``), since it is chosen against
+the threshold set here.
 """
 
 from __future__ import annotations
