@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from train_generalist_model import PIXEL_SIZE, normalised, rna_map, simulator_params  # noqa: E402
+from train_generalist_model import PIXEL_SIZE, default_tissue, normalised, rna_map, simulator_params  # noqa: E402
 
 import gsn_spatial as gsn  # noqa: E402
 from gsn_spatial.core.decode.cells import decode_cells  # noqa: E402
@@ -39,7 +39,6 @@ from gsn_spatial.core.metrics.matching import match_scores, mean_best_iou  # noq
 from gsn_spatial.core.network.tiling import predict_maps  # noqa: E402
 from gsn_spatial.core.rna.density import rna_map_settings  # noqa: E402
 from gsn_spatial.core.simulate.tissue import TissueParameters, simulate_tissue  # noqa: E402
-from gsn_spatial.datasets import synthetic_tissue  # noqa: E402
 
 CONFIDENCE_GRID = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
 RANDOMISED_SEEDS = range(30_011, 30_031)  # validation seeds (benchmarks/heldout.py SIM_VAL_SEEDS)
@@ -70,13 +69,9 @@ def validation_tissues(spec):
             yield "randomised", step, measured_density(t.points_xy, shape, spec), inputs, t.cells
     for seed in DEFAULT_TISSUE_SEEDS:
         for step, per_cell in enumerate(PER_CELL):
-            sdata = synthetic_tissue(
-                (384, 384), seed=seed, pixel_size=PIXEL_SIZE, transcripts_per_cell=per_cell, global_frame="image"
-            )
-            image = np.asarray(sdata.images["dapi"].data[0])
-            xy = sdata.points["transcripts"][["x", "y"]].compute().to_numpy()
+            image, xy, cells = default_tissue(seed, per_cell)
             inputs = np.stack([normalised(image, spec), rna_map(xy, image.shape, spec)])
-            yield "default tissue", step, measured_density(xy, image.shape, spec), inputs, sdata.labels["cells"].values
+            yield "default tissue", step, measured_density(xy, image.shape, spec), inputs, cells
 
 
 def _row(scores, digits: int) -> str:

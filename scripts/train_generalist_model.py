@@ -163,15 +163,20 @@ def default_tissue_samples(seeds, spec: InputSpec, transcripts_per_cell=(16.0, 8
     out = []
     for s in seeds:
         for tpc in transcripts_per_cell:
-            # global_frame="image": the transcripts on the image's own pixel grid, as the network sees them.
-            sdata = synthetic_tissue(
-                (384, 384), seed=int(s), pixel_size=PIXEL_SIZE, transcripts_per_cell=tpc, global_frame="image"
-            )
-            image = np.asarray(sdata.images["dapi"].data[0])
-            xy = sdata.points["transcripts"][["x", "y"]].compute().to_numpy()
+            image, xy, cells = default_tissue(int(s), tpc)
             inputs = np.stack([normalised(image, spec), rna_map(xy, image.shape, spec)])
-            out.append(TrainingSample(inputs, np.asarray(sdata.labels["cells"].data).astype(np.int64)))
+            out.append(TrainingSample(inputs, cells.astype(np.int64)))
     return out
+
+
+def default_tissue(seed: int, transcripts_per_cell: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Image, transcripts (x, y in working pixels) and true cells of a 384 px default tissue at the working scale."""
+    # global_frame="image": the transcripts on the image's own pixel grid, as the network sees them.
+    sdata = synthetic_tissue(
+        (384, 384), seed=seed, pixel_size=PIXEL_SIZE, transcripts_per_cell=transcripts_per_cell, global_frame="image"
+    )
+    xy = sdata.points["transcripts"][["x", "y"]].compute().to_numpy()
+    return np.asarray(sdata.images["dapi"].data[0]), xy, np.asarray(sdata.labels["cells"].data)
 
 
 def validation_samples(spec: InputSpec) -> list[tuple[str, TrainingSample]]:

@@ -114,8 +114,8 @@ def segment(
         scale the points' transformations imply (if the points are in
         micrometres, as vendors' are) is taken instead where it is within
         2x of that estimate (30 % where the points lie on the image's own
-        grid); a warning is logged where it is more than 2x away. What was used, and how it was found, is in
-        ``uns["gsn"]["params"]``.
+        grid); a warning is logged where it is more than 2x away. What was
+        used, and how it was found, is in ``uns["gsn"]["params"]``.
     labels_grid
         ``"image"``: labels on the image's pixel grid with its
         transformations; ``"working"``: at the working scale, with a scale

@@ -24,7 +24,7 @@ from gsn_spatial.core.rna.density import rna_map_settings
 from gsn_spatial.core.slide.runner import active_client
 from gsn_spatial.core.slide.steps import partition_cells, sample_transcripts
 from gsn_spatial.core.slide.workdir import WorkDir, ZarrWindows, open_run, remove_work_dir
-from gsn_spatial.models import GeneSegModel, InputSpec, confidence_for_density
+from gsn_spatial.models import GeneSegModel, InputSpec
 
 logger = logging.getLogger(__name__)
 
@@ -294,7 +294,7 @@ def binned_check(
     The level (from a sample of occupied blocks) goes into ``params`` and to
     the segment step; so does the model's confidence threshold for the
     tissue's transcript density where ``decode`` has none yet
-    (:func:`~gsn_spatial.models.confidence_for_density`).
+    (:meth:`~gsn_spatial.models.GeneSegModel.decode_options`).
     """
 
     def check_binned(lengths: list[int], inside: int) -> dict[str, Any]:
@@ -319,9 +319,10 @@ def binned_check(
         params.update({"rna_level": level, "transcripts_per_um2": per_um2})
         if decode["confidence_threshold"] is not None:
             return {"rna_sigma": sigma, "rna_level": level}
-        by_density = model.meta["decode"]["confidence_by_density"]
-        threshold = confidence_for_density(by_density, per_um2)
-        params.update(confidence_threshold=threshold, confidence_by_density=by_density)
+        threshold = model.decode_options(per_um2)["confidence_threshold"]
+        params.update(
+            confidence_threshold=threshold, confidence_by_density=model.meta["decode"]["confidence_by_density"]
+        )
         return {"rna_sigma": sigma, "rna_level": level, "decode": {**decode, "confidence_threshold": threshold}}
 
     return check_binned
