@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/foreign_tissue.py [--seeds 0 1] [--pixel-sizes 0.1 0.2125 0.5 1.0]
         [--densities 0.1 0.5 2.0] [--frames microns image] [--size-um 160] [--model generalist]
-        [--tissues default large-cells small-cells large-nuclei sparse]
+        [--tissues default large-cells small-cells large-nuclei sparse elongated]
 
 Every model of ``gsn_spatial`` was trained on ``core.simulate.tissue`` (a noisy weighted Voronoi of hexagonal
 seeds, transcripts spread evenly over each cell); a score on it says little about tissue the models never saw.
@@ -25,6 +25,8 @@ This simulator draws its tissue another way, in micrometres, and renders it at e
 ``--tissues`` adds tissues whose nuclei are not the models' reference size (6.41 um; the default tissue's are about
 7-7.5 um): ``large-cells`` (radius 12-20 um, nuclei about 6-16 um across), ``small-cells`` (4-6.5 um, nuclei 3-8 um),
 ``large-nuclei`` (8-12 um, nuclei 9-17 um) and ``sparse`` (the default's cells with gaps between them).
+``elongated`` is stroma-like: the default tissue stretched 3:1 (x1.73 along one direction, /1.73 across it, at an
+angle drawn per seed), so cells of about 17-38 um by 6-13 um with nuclei elongated alike lie in one aligned bundle.
 
 Two frames: ``microns`` (points in um, the image with a Scale to them: the pixel size can be read from the
 transformations) and ``image`` (points on the image's pixel grid, identity everywhere: the pixel size must be
@@ -70,16 +72,34 @@ TISSUES = {
     "small-cells": ((4.0, 6.5), (0.40, 0.60), 0.75),
     "large-nuclei": ((8.0, 12.0), (0.55, 0.70), 0.75),
     "sparse": ((5.0, 11.0), (0.35, 0.55), 1.3),
+    "elongated": ((5.0, 11.0), (0.35, 0.55), 0.75),
 }
+#: Aspect ratio of the stretch that makes a tissue kind's cells elongated and aligned (1: none).
+STRETCH = {"elongated": 3.0}
 
 
-def _cells(rng: np.random.Generator, size_um: float, tissue: str = "default") -> list[dict]:
-    """Cell centres by dart throwing, each with its shape and nucleus (all in um)."""
+def _stretch(tissue: str, seed: int) -> np.ndarray:
+    """The 2 x 2 map from the round tissue's frame to the image's (um to um), area-preserving."""
+    aspect = STRETCH.get(tissue, 1.0)
+    if aspect == 1.0:
+        return np.eye(2)
+    angle = np.random.default_rng(seed + 3).uniform(0, np.pi)  # its own stream: the other draws stay as they were
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    return rot @ np.diag([np.sqrt(aspect), 1 / np.sqrt(aspect)]) @ rot.T
+
+
+def _cells(rng: np.random.Generator, size_um: float, tissue: str = "default", stretch: np.ndarray | None = None):
+    """Cell centres by dart throwing, each with its shape and nucleus (all in um, in the round tissue's frame:
+    ``stretch`` maps it onto the image, which must be covered)."""
     (r_low, r_high), (n_low, n_high), spacing = TISSUES[tissue]
     cells: list[dict] = []
     centres, radii = np.zeros((0, 2)), np.zeros(0)
-    for _ in range(40 * int(size_um**2 / 150)):
-        c = rng.uniform(-5, size_um + 5, 2)
+    low, high = np.full(2, -5.0), np.full(2, size_um + 5)
+    if stretch is not None and not np.allclose(stretch, np.eye(2)):
+        corners = np.linalg.solve(stretch, np.array([[0, 0], [0, size_um], [size_um, 0], [size_um, size_um]]).T).T
+        low, high = corners.min(0) - 5, corners.max(0) + 5
+    for _ in range(40 * int(np.prod(high - low - 10) / 150)):
+        c = rng.uniform(low, high)
         r = rng.uniform(r_low, r_high)
         if centres.size and np.min(np.hypot(*(centres - c).T) - spacing * (r + radii)) < 0:
             continue
@@ -108,21 +128,23 @@ def _in_nucleus(cell: dict, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
     return (u / a) ** 2 + (v / b) ** 2 <= 1.0
 
 
-def _render(cells: list[dict], size_um: float, pixel_size: float, rng: np.random.Generator):
-    """The stain and the truth cells on a grid of ``pixel_size``."""
+def _render(cells: list[dict], size_um: float, pixel_size: float, rng: np.random.Generator, stretch: np.ndarray):
+    """The stain and the truth cells on a grid of ``pixel_size``; ``stretch`` maps the cells' frame onto it."""
     n = int(round(size_um / pixel_size))
+    unstretch = np.linalg.inv(stretch)
+    elongation = float(np.linalg.norm(stretch, 2))
     depth = np.full((n, n), np.inf)
     labels = np.zeros((n, n), np.uint32)
     nuclei = np.zeros((n, n), np.uint32)
     bright = np.zeros((n, n), np.float32)
     for i, cell in enumerate(cells, start=1):
-        reach = 1.3 * cell["r"]
-        (x0, y0), (x1, y1) = np.floor((cell["c"] - reach) / pixel_size), np.ceil((cell["c"] + reach) / pixel_size)
+        reach, centre = 1.3 * cell["r"] * elongation, stretch @ cell["c"]
+        (x0, y0), (x1, y1) = np.floor((centre - reach) / pixel_size), np.ceil((centre + reach) / pixel_size)
         x0, y0, x1, y1 = (int(np.clip(v, 0, n)) for v in (x0, y0, x1, y1))
         if x1 <= x0 or y1 <= y0:
             continue
         yy, xx = np.mgrid[y0:y1, x0:x1]
-        dx, dy = (xx + 0.5) * pixel_size - cell["c"][0], (yy + 0.5) * pixel_size - cell["c"][1]
+        dx, dy = _round_offsets(unstretch, (xx + 0.5) * pixel_size, (yy + 0.5) * pixel_size, cell["c"])
         theta = np.arctan2(dy, dx)
         radius = cell["r"] * (1 + sum(a * np.cos(k * theta - p) for k, (a, p) in enumerate(cell["modes"], start=2)))
         s = np.hypot(dx, dy) / radius
@@ -146,7 +168,12 @@ def _render(cells: list[dict], size_um: float, pixel_size: float, rng: np.random
     return np.clip(image, 0, 65535).astype(np.uint16), labels
 
 
-def _transcripts(cells: list[dict], labels: np.ndarray, pixel_size: float, density: float, rng):
+def _round_offsets(unstretch: np.ndarray, x: np.ndarray, y: np.ndarray, centre: np.ndarray):
+    """Offsets from ``centre`` in the round tissue's frame of image points ``(x, y)`` (um)."""
+    return unstretch[0, 0] * x + unstretch[0, 1] * y - centre[0], unstretch[1, 0] * x + unstretch[1, 1] * y - centre[1]
+
+
+def _transcripts(cells: list[dict], labels: np.ndarray, pixel_size: float, density: float, rng, stretch: np.ndarray):
     """Transcripts (x, y in um, gene, cell of origin) of the rendered cells and ambient ones."""
     n = labels.shape[0]
     size_um = n * pixel_size
@@ -166,7 +193,8 @@ def _transcripts(cells: list[dict], labels: np.ndarray, pixel_size: float, densi
         count = rng.poisson(density * area)
         # A third of the transcripts in the nucleus: pixels weighted so that the nucleus gets its share.
         cy, cx = np.divmod(pix, n)
-        in_nucleus = _in_nucleus(cell, (cx + 0.5) * pixel_size - cell["c"][0], (cy + 0.5) * pixel_size - cell["c"][1])
+        offsets = _round_offsets(np.linalg.inv(stretch), (cx + 0.5) * pixel_size, (cy + 0.5) * pixel_size, cell["c"])
+        in_nucleus = _in_nucleus(cell, *offsets)
         k = in_nucleus.sum()
         w = np.where(in_nucleus, NUCLEAR_SHARE / max(k, 1), (1 - NUCLEAR_SHARE) / max(pix.size - k, 1))
         pick = rng.choice(pix.size, count, p=w / w.sum())
@@ -188,9 +216,10 @@ def foreign_tissue(
 ):
     """A SpatialData object of this simulator, and the truth cells on the image's grid."""
     rng = np.random.default_rng(seed)
-    cells = _cells(rng, size_um, tissue)
-    image, labels = _render(cells, size_um, pixel_size, np.random.default_rng(seed + 1))
-    x, y, gene, cell_id = _transcripts(cells, labels, pixel_size, density, np.random.default_rng(seed + 2))
+    stretch = _stretch(tissue, seed)
+    cells = _cells(rng, size_um, tissue, stretch)
+    image, labels = _render(cells, size_um, pixel_size, np.random.default_rng(seed + 1), stretch)
+    x, y, gene, cell_id = _transcripts(cells, labels, pixel_size, density, np.random.default_rng(seed + 2), stretch)
     if frame == "microns":
         image_tf, points_unit = {"global": Scale([pixel_size, pixel_size], axes=("x", "y"))}, 1.0
     elif frame == "image":

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python scripts/calibrate_int8.py --model generalist --out src/gsn_spatial/models/weights/generalist_v1.pt
+    python scripts/calibrate_int8.py --model generalist --out src/gsn_spatial/models/weights/generalist_v2.pt
     python scripts/calibrate_int8.py --model generalist_small \\
         --out src/gsn_spatial/models/weights/generalist_small_v1.pt
 

@@ -3,7 +3,7 @@
 Usage::
 
     python scripts/choose_confidence_by_density.py --model generalist \\
-        --out src/gsn_spatial/models/weights/generalist_v1.pt
+        --out src/gsn_spatial/models/weights/generalist_v2.pt
 
 Where transcripts are sparse the network is less sure how far a cell reaches, so its confidence falls off
 sooner at the cell's edge and one threshold for all densities leaves sparse tissue's cells too small. This

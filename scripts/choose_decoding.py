@@ -2,7 +2,7 @@
 
 Usage::
 
-    python scripts/choose_decoding.py --model generalist --out src/gsn_spatial/models/weights/generalist_v1.pt
+    python scripts/choose_decoding.py --model generalist --out src/gsn_spatial/models/weights/generalist_v2.pt
 
 The same grid and score as at the end of ``scripts/train_generalist_model.py`` (``decode_grid`` on
 ``validation_samples``): confidence and centre thresholds, peak spacing and vote reach that maximise

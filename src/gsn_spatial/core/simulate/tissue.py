@@ -59,6 +59,25 @@ def _hex_seeds(rng: np.random.Generator, shape: tuple[int, int], spacing: float,
     return seeds
 
 
+def _tissue_frame(yy: np.ndarray, xx: np.ndarray, aspect: float, seed: int):
+    """The tissue-frame coordinates of every pixel, and the frame's bounding box (origin, extent)."""
+    h, w = yy.shape
+    if aspect == 1.0:
+        return yy, xx, np.zeros(2), (h, w)
+    # The axis from a stream of its own: the main generator's draws stay those of the tissue's other choices.
+    angle = np.random.default_rng([seed, 1]).uniform(0, np.pi)
+    c, s = np.cos(angle), np.sin(angle)
+    rot = np.array([[c, -s], [s, c]])
+    # Image (y, x) to tissue frame about the image centre: undo a stretch of sqrt(aspect) along the axis.
+    back = rot @ np.diag([1 / np.sqrt(aspect), np.sqrt(aspect)]) @ rot.T
+    cy, cx = (h - 1) / 2, (w - 1) / 2
+    ty = (back[0, 0] * (yy - cy) + back[0, 1] * (xx - cx) + cy).astype(np.float32)
+    tx = (back[1, 0] * (yy - cy) + back[1, 1] * (xx - cx) + cx).astype(np.float32)
+    origin = np.array([ty.min(), tx.min()])
+    extent = (int(np.ceil(ty.max() - origin[0])) + 1, int(np.ceil(tx.max() - origin[1])) + 1)
+    return ty, tx, origin, extent
+
+
 @dataclass(frozen=True)
 class TissueParameters:
     """What a simulated tissue looks like; lengths in pixels of the simulated image.
@@ -83,6 +102,10 @@ class TissueParameters:
     max_elongation
         Cells are stretched along a random axis by a factor drawn from
         ``[1, max_elongation]`` (1: no elongation).
+    bundle_stretch
+        The whole tissue, nuclei included, stretched by this aspect ratio along
+        one random axis (area kept): aligned, elongated cells with elongated
+        nuclei, as in stroma or muscle (1: none).
     cytoplasm_stain
         Faint stain of the whole cell relative to nuclei (0: a pure nucleus
         stain, where the image says nothing about the cytoplasm).
@@ -112,6 +135,7 @@ class TissueParameters:
     noise: float = 0.05
     nucleus_fraction: float = 0.5
     max_elongation: float = 1.8
+    bundle_stretch: float = 1.0
     cytoplasm_stain: float = 0.0
     dim_nucleus_fraction: float = 0.0
     blur_px: float = 1.2
@@ -125,6 +149,8 @@ class TissueParameters:
             raise ValueError(f"`background_fraction` must be in [0, 1), got {self.background_fraction}.")
         if not (0 <= self.dim_nucleus_fraction <= 1):
             raise ValueError(f"`dim_nucleus_fraction` must be in [0, 1], got {self.dim_nucleus_fraction}.")
+        if self.bundle_stretch < 1:
+            raise ValueError(f"`bundle_stretch` must be at least 1, got {self.bundle_stretch}.")
         if self.cell_diameter_px < 4:
             raise ValueError(f"`cell_diameter_px` must be at least 4, got {self.cell_diameter_px}.")
         if self.n_cell_types < 1 or self.n_genes < self.n_cell_types:
@@ -165,16 +191,19 @@ def simulate_tissue(
     spacing = params.cell_diameter_px * 0.92
 
     # --- cells: noisy weighted Voronoi of jittered hexagonal seeds -----------
-    seeds = _hex_seeds(rng, shape, spacing, jitter=0.28)
+    # Cells and nuclei are drawn in the tissue's own frame (ty, tx): the image's pixels, or with
+    # ``bundle_stretch`` the image mapped back through the stretch, so that the picture is stretched.
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    ty, tx, origin, extent = _tissue_frame(yy, xx, params.bundle_stretch, seed)
+    seeds = _hex_seeds(rng, extent, spacing, jitter=0.28) + origin
     seeds = seeds[rng.random(len(seeds)) < params.density]
     radius = params.cell_diameter_px / 2 * rng.uniform(0.75, 1.3, size=len(seeds))
     stretch = rng.uniform(1.0, max(1.0, params.max_elongation), size=len(seeds))
     axis = rng.uniform(0, np.pi, size=len(seeds))
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     # Warp the coordinates with a smooth field: borders become irregular.
     amp = 0.12 * params.cell_diameter_px
-    wy = yy + amp * _smooth_noise(rng, shape, params.cell_diameter_px / 3)
-    wx = xx + amp * _smooth_noise(rng, shape, params.cell_diameter_px / 3)
+    wy = ty + amp * _smooth_noise(rng, shape, params.cell_diameter_px / 3)
+    wx = tx + amp * _smooth_noise(rng, shape, params.cell_diameter_px / 3)
     tree = cKDTree(seeds)
     k = min(6, len(seeds))
     dist, idx = tree.query(np.stack([wy.ravel(), wx.ravel()], axis=1), k=k, workers=-1)
@@ -221,8 +250,8 @@ def simulate_tissue(
     # --- nuclei: off-centre ellipses inside the eroded cell --------------------
     idx_all = np.arange(1, n_cells + 1)
     area = np.bincount(cells.ravel(), minlength=n_cells + 1).astype(float)
-    cy = ndi.sum_labels(yy, cells, idx_all) / np.maximum(area[1:], 1)
-    cx = ndi.sum_labels(xx, cells, idx_all) / np.maximum(area[1:], 1)
+    cy = ndi.sum_labels(ty, cells, idx_all) / np.maximum(area[1:], 1)
+    cx = ndi.sum_labels(tx, cells, idx_all) / np.maximum(area[1:], 1)
     r_eff = np.sqrt(area[1:] / np.pi)
     shift = rng.uniform(0.1, 0.4, n_cells) * r_eff
     ang = rng.uniform(0, 2 * np.pi, n_cells)
@@ -233,8 +262,8 @@ def simulate_tissue(
     a_ax = np.concatenate([[1], size / np.sqrt(ecc)])
     b_ax = np.concatenate([[1], size * np.sqrt(ecc)])
     theta = np.concatenate([[0], rng.uniform(0, np.pi, n_cells)])
-    dy_ = yy - ny[cells]
-    dx_ = xx - nx[cells]
+    dy_ = ty - ny[cells]
+    dx_ = tx - nx[cells]
     ct, st = np.cos(theta)[cells], np.sin(theta)[cells]
     u = (dx_ * ct + dy_ * st) / a_ax[cells]
     v = (-dx_ * st + dy_ * ct) / b_ax[cells]
