@@ -7,13 +7,14 @@ from pathlib import Path
 
 from gsn_spatial.models._model import GeneSegModel
 
-# Model names and their files; older files stay loadable by name: generalist_v1 (the default until 2026-12-07,
-# before elongated nuclei were in its training data), synthetic_v1 and xenium_breast_v1 (before physical units:
-# RNA map clipped at 1, 0.5 um/px assumed).
+# Model names and their files; older files stay loadable by name: generalist_v1 and generalist_small_v1 (until
+# 2026-12-07, before elongated nuclei were in their training data), synthetic_v1 and xenium_breast_v1 (before
+# physical units: RNA map clipped at 1, 0.5 um/px assumed).
 SHIPPED_MODELS = {
     "generalist": "generalist_v2.pt",
     "generalist_v1": "generalist_v1.pt",
-    "generalist_small": "generalist_small_v1.pt",  # a quarter of the parameters: for CPUs without bf16
+    "generalist_small": "generalist_small_v2.pt",  # a quarter of the parameters: for CPUs without bf16
+    "generalist_small_v1": "generalist_small_v1.pt",
     "synthetic": "synthetic_v2.pt",
     "xenium_breast": "xenium_breast_v2.pt",
     "synthetic_v1": "synthetic_v1.pt",
