@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/foreign_tissue.py [--seeds 0 1] [--pixel-sizes 0.1 0.2125 0.5 1.0]
         [--densities 0.1 0.5 2.0] [--frames microns image] [--size-um 160] [--model generalist]
-        [--tissues default large-cells small-cells large-nuclei sparse elongated]
+        [--tissues default large-cells small-cells large-nuclei sparse elongated mixed]
 
 Every model of ``gsn_spatial`` was trained on ``core.simulate.tissue`` (a noisy weighted Voronoi of hexagonal
 seeds, transcripts spread evenly over each cell); a score on it says little about tissue the models never saw.
@@ -25,8 +25,9 @@ This simulator draws its tissue another way, in micrometres, and renders it at e
 ``--tissues`` adds tissues whose nuclei are not the models' reference size (6.41 um; the default tissue's are about
 7-7.5 um): ``large-cells`` (radius 12-20 um, nuclei about 6-16 um across), ``small-cells`` (4-6.5 um, nuclei 3-8 um),
 ``large-nuclei`` (8-12 um, nuclei 9-17 um) and ``sparse`` (the default's cells with gaps between them).
-``elongated`` is stroma-like: the default tissue stretched 3:1 (x1.73 along one direction, /1.73 across it, at an
-angle drawn per seed), so cells of about 17-38 um by 6-13 um with nuclei elongated alike lie in one aligned bundle.
+``mixed`` puts cells of radius 4-20 um side by side (lymphocytes among tumour cells). ``elongated`` is
+stroma-like: the default tissue stretched 3:1 (x1.73 along one direction, /1.73 across it, at an angle drawn per
+seed), so cells of about 17-38 um by 6-13 um with nuclei elongated alike lie in one aligned bundle.
 
 Two frames: ``microns`` (points in um, the image with a Scale to them: the pixel size can be read from the
 transformations) and ``image`` (points on the image's pixel grid, identity everywhere: the pixel size must be
@@ -73,6 +74,7 @@ TISSUES = {
     "large-nuclei": ((8.0, 12.0), (0.55, 0.70), 0.75),
     "sparse": ((5.0, 11.0), (0.35, 0.55), 1.3),
     "elongated": ((5.0, 11.0), (0.35, 0.55), 0.75),
+    "mixed": ((4.0, 20.0), (0.30, 0.55), 0.75),
 }
 #: Aspect ratio of the stretch that makes a tissue kind's cells elongated and aligned (1: none).
 STRETCH = {"elongated": 3.0}
