@@ -90,16 +90,14 @@ def _stretch(tissue: str, seed: int) -> np.ndarray:
     return rot @ np.diag([np.sqrt(aspect), 1 / np.sqrt(aspect)]) @ rot.T
 
 
-def _cells(rng: np.random.Generator, size_um: float, tissue: str = "default", stretch: np.ndarray | None = None):
+def _cells(rng: np.random.Generator, size_um: float, tissue: str, stretch: np.ndarray) -> list[dict]:
     """Cell centres by dart throwing, each with its shape and nucleus (all in um, in the round tissue's frame:
-    ``stretch`` maps it onto the image, which must be covered)."""
+    ``stretch`` maps it onto the image, which must be covered, 5 um beyond its edges)."""
     (r_low, r_high), (n_low, n_high), spacing = TISSUES[tissue]
     cells: list[dict] = []
     centres, radii = np.zeros((0, 2)), np.zeros(0)
-    low, high = np.full(2, -5.0), np.full(2, size_um + 5)
-    if stretch is not None and not np.allclose(stretch, np.eye(2)):
-        corners = np.linalg.solve(stretch, np.array([[0, 0], [0, size_um], [size_um, 0], [size_um, size_um]]).T).T
-        low, high = corners.min(0) - 5, corners.max(0) + 5
+    corners = np.linalg.solve(stretch, np.array([[0, 0], [0, size_um], [size_um, 0], [size_um, size_um]]).T).T
+    low, high = corners.min(0) - 5, corners.max(0) + 5
     for _ in range(40 * int(np.prod(high - low - 10) / 150)):
         c = rng.uniform(low, high)
         r = rng.uniform(r_low, r_high)
@@ -183,6 +181,7 @@ def _transcripts(cells: list[dict], labels: np.ndarray, pixel_size: float, densi
     for t in range(N_TYPES):
         profile[t, rng.choice(N_GENES, N_MARKERS, replace=False)] += 20.0
     profile /= profile.sum(1, keepdims=True)
+    unstretch = np.linalg.inv(stretch)
     flat = labels.ravel()
     order = np.argsort(flat, kind="stable")
     starts = np.searchsorted(flat[order], np.arange(len(cells) + 2))
@@ -195,7 +194,7 @@ def _transcripts(cells: list[dict], labels: np.ndarray, pixel_size: float, densi
         count = rng.poisson(density * area)
         # A third of the transcripts in the nucleus: pixels weighted so that the nucleus gets its share.
         cy, cx = np.divmod(pix, n)
-        offsets = _round_offsets(np.linalg.inv(stretch), (cx + 0.5) * pixel_size, (cy + 0.5) * pixel_size, cell["c"])
+        offsets = _round_offsets(unstretch, (cx + 0.5) * pixel_size, (cy + 0.5) * pixel_size, cell["c"])
         in_nucleus = _in_nucleus(cell, *offsets)
         k = in_nucleus.sum()
         w = np.where(in_nucleus, NUCLEAR_SHARE / max(k, 1), (1 - NUCLEAR_SHARE) / max(pix.size - k, 1))

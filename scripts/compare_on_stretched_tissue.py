@@ -5,10 +5,11 @@ Usage::
     python scripts/compare_on_stretched_tissue.py generalist_v1 generalist
 
 Seeds 30040-30047 of the simulator's validation split (``benchmarks/heldout.py``; nothing held out, never trained
-on), each drawn as the training script draws a domain-randomised tissue and stretched 1.5-4x
-(``TissueParameters.bundle_stretch``). Each model decodes with its file's settings (without the transcript-density
-table); the score is the decoding choice's, (F1@0.5 + mean matched IoU) / 2, and the paired gain of the second
-model over the first is printed with its standard error. This chose version 2 of ``generalist`` (docs/models.md).
+on), drawn by the training script's ``simulator_samples`` with every tissue stretched 1.5-4x
+(``bundle_share=1``, ``TissueParameters.bundle_stretch``). Each model decodes with its file's settings (without
+the transcript-density table); the score is the decoding choice's, (F1@0.5 + mean matched IoU) / 2, and the
+paired gain of the second model over the first is printed with its standard error. This chose version 2 of
+``generalist`` (docs/models.md).
 """
 
 from __future__ import annotations
@@ -21,12 +22,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from train_generalist_model import normalised, rna_map, simulator_params  # noqa: E402
+from train_generalist_model import bundle_stretch, simulator_samples  # noqa: E402
 
 from gsn_spatial.core.decode.cells import decode_cells  # noqa: E402
 from gsn_spatial.core.metrics.matching import match_scores, mean_best_iou  # noqa: E402
 from gsn_spatial.core.network.tiling import predict_maps  # noqa: E402
-from gsn_spatial.core.simulate.tissue import TissueParameters, simulate_tissue  # noqa: E402
 from gsn_spatial.models import load  # noqa: E402
 
 SEEDS = range(30040, 30048)
@@ -40,23 +40,26 @@ def main() -> None:
     scores = {name: [] for name in names}
     print("| seed | stretch | " + " | ".join(f"{n}: score / F1@0.5 / IoU / cells" for n in names) + " | true cells |")
     print("|---" * (3 + len(names)) + "|")
-    for seed in SEEDS:
-        shape, params = simulator_params(np.random.default_rng(seed))
-        params["bundle_stretch"] = float(np.random.default_rng([seed, 3]).uniform(1.5, 4.0))
-        tissue = simulate_tissue(shape, TissueParameters(**params), seed=seed)
+    # The same tissues for each model, each with its own input settings.
+    samples = {
+        n: simulator_samples(SEEDS, m.input, np.random.default_rng(7), bundle_share=1.0) for n, m in models.items()
+    }
+    if any(len(s) != len(SEEDS) for s in samples.values()):
+        raise SystemExit("a validation tissue came out empty; choose other seeds")
+    for k, seed in enumerate(SEEDS):
+        tissue = samples[names[0]][k][0]
         cells = []
         for name, model in models.items():
-            inputs = np.stack(
-                [normalised(tissue.image, model.input), rna_map(tissue.points_xy, tissue.image.shape, model.input)]
-            )
-            decode = {k: v for k, v in model.meta["decode"].items() if k != "confidence_by_density"}
-            labels, _ = decode_cells(predict_maps(model.network, inputs), **decode, min_area=10)
+            decode = {key: v for key, v in model.meta["decode"].items() if key != "confidence_by_density"}
+            labels, _ = decode_cells(predict_maps(model.network, samples[name][k][1].inputs), **decode, min_area=10)
             f1 = match_scores(tissue.cells, labels, threshold=0.5).f1
             iou = mean_best_iou(tissue.cells, labels)
             scores[name].append((f1 + iou) / 2)
             cells.append(f"{scores[name][-1]:.3f} / {f1:.3f} / {iou:.3f} / {int(labels.max())}")
-        row = f"| {seed} | {params['bundle_stretch']:.2f} | " + " | ".join(cells) + f" | {int(tissue.cells.max())} |"
-        print(row, flush=True)
+        print(
+            f"| {seed} | {bundle_stretch(seed, 1.0):.2f} | " + " | ".join(cells) + f" | {int(tissue.cells.max())} |",
+            flush=True,
+        )
     a, b = (np.array(scores[n]) for n in names)
     gain = b - a
     print(f"mean score {names[0]} {a.mean():.4f}, {names[1]} {b.mean():.4f}; paired gain {gain.mean():+.4f} "
