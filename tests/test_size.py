@@ -69,6 +69,47 @@ def test_touching_disks_are_split():
     assert abs(estimate / 20.0 - 1) < 0.15, estimate
 
 
+def aligned_ellipse_stain(diameter: float, aspect: float, seed: int) -> tuple[np.ndarray, float]:
+    """Long nuclei in one aligned bundle (stroma), with a chromatin texture; returns (uint8 stain, truth)."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(seed)
+    shape = (384, 384)
+    b = diameter / 2 / np.sqrt(aspect)  # semi-axes of the area of a disk `diameter` across
+    a = b * aspect
+    angle = 0.4 + seed
+    c, s = np.cos(angle), np.sin(angle)
+    image, labels = np.zeros(shape), np.zeros(shape, np.int32)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    for i in range(-40, 40):
+        for j in range(-40, 40):
+            u0 = i * (2 * a + 6) + (j % 2) * (a + 3) + rng.uniform(-2, 2)
+            v0 = j * (2 * b + 5) + rng.uniform(-1, 1)
+            cy, cx = shape[0] / 2 + u0 * s + v0 * c, shape[1] / 2 + u0 * c - v0 * s
+            if not (a < cy < shape[0] - a and a < cx < shape[1] - a) or rng.random() < 0.2:
+                continue
+            u, v = (xx - cx) * c + (yy - cy) * s, -(xx - cx) * s + (yy - cy) * c
+            inside = (u / a) ** 2 + (v / b) ** 2 <= 1
+            labels[inside] = labels.max() + 1
+            image[inside] = rng.uniform(0.5, 1.0)
+    texture = ndi.gaussian_filter(rng.normal(0, 1, shape), 1.5)
+    image *= 1 + 0.3 * texture / texture.std()
+    x = ndi.gaussian_filter(image, 1.0)
+    stain = np.clip(12 + 200 * x + rng.normal(0, 4, x.shape), 0, 255).astype(np.uint8)
+    area = np.bincount(labels.ravel())[1:]
+    return stain, float(np.median(np.sqrt(4 * area[area > 0] / np.pi)))
+
+
+@pytest.mark.parametrize(("diameter", "seed"), [(16, 0), (16, 1), (24, 0), (24, 1)])
+def test_long_aligned_nuclei_are_not_cut_into_round_ones(diameter, seed):
+    # 4:1 textured nuclei (fibroblasts, smooth muscle): the bumps on their flat distance-transform ridge used to
+    # seed several watershed pieces each. Measured 0.985-1.019 x the truth; the split without the merge of
+    # pieces with neither neck nor notch (core.image.split) gave 0.727-0.782.
+    stain, truth = aligned_ellipse_stain(diameter, 4.0, seed)
+    estimate = estimate_nucleus_diameter(stain)
+    assert abs(estimate / truth - 1) < 0.1, (estimate, truth)
+
+
 def test_estimate_scales_with_the_image():
     image, _ = disk_image((256, 256), 12, seed=3)
     small = noisy(image, "float32", seed=4)

@@ -20,7 +20,8 @@ needs no size prior:
 4. Touching nuclei are split by a watershed of the distance transform, with
    seeds at least half a typical nucleus apart; the typical size is the median
    diameter of the largest disk inside each connected object, which a clump of
-   nuclei does not inflate.
+   nuclei does not inflate. Pieces with neither a neck nor a notch between them
+   are merged back, so long nuclei stay whole (:mod:`~gsn_spatial.core.image.split`).
 5. Fragments under 40 % of that size are dropped and the median equivalent
    diameter is multiplied by a calibration constant (fitted on the training
    split of the DSB 2018 data set, ``benchmarks/size_estimate.py --calibrate``).
@@ -38,8 +39,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.filters import threshold_li, threshold_otsu
-from skimage.segmentation import watershed
 from skimage.transform import resize
+
+from gsn_spatial.core.image.split import split_touching
 
 __all__ = ["estimate_nucleus_diameter"]
 
@@ -57,7 +59,6 @@ _MIN_CONTRAST_SNR = 4.0  # candidate mean over background, in noise standard dev
 # (benchmarks/size_estimate.py --perturb dim dimmer clip): photon-starved stains were read as no nuclei.
 _CONTRAST_POOLING_KERNELS = 4.0
 _MAX_CONTRAST_POOLING = 2.0
-_SEED_DISTANCE = 0.5  # watershed seeds at least this fraction of the typical diameter apart
 _MAX_DIAMETER_FRACTION = 0.5  # objects larger than this fraction of the image side are background, not nuclei
 _MIN_FOOTPRINT = 8.0  # px; the smallest top-hat tried against background
 _MIN_DIAMETER = 0.4  # objects under this fraction of the typical diameter are fragments
@@ -197,48 +198,6 @@ def _drop_faint(x: np.ndarray, mask: np.ndarray, background: np.ndarray, sigma: 
     return _relabel(lab, keep), int(keep.sum())
 
 
-def _split(objects: np.ndarray, n: int) -> tuple[np.ndarray, float]:
-    """Split touching nuclei; return labels and the typical diameter used for seeding (0 if none)."""
-    if n == 0:
-        return objects, 0.0
-    mask = objects > 0
-    edt = ndi.distance_transform_edt(mask)
-    # The largest inscribed disk of a clump is about one nucleus, so this ignores merging.
-    inscribed = 2.0 * _label_max(edt, objects, n)[1:]
-    inscribed = inscribed[inscribed >= 4.0]
-    if inscribed.size == 0:
-        return objects, 0.0
-    typical = float(np.median(inscribed))
-    return watershed(-edt, _seeds(edt, objects, n, typical), mask=mask), typical
-
-
-def _seeds(edt: np.ndarray, objects: np.ndarray, n: int, typical: float) -> np.ndarray:
-    """Watershed seeds: distance-transform maxima about ``_SEED_DISTANCE * typical`` apart, one at least per object."""
-    spacing = max(2, int(_SEED_DISTANCE * typical))
-    peaks = (edt > 0) & (edt == ndi.maximum_filter(edt, size=2 * spacing + 1))
-    # Equal maxima closer than the spacing (plateaus, ridges) make one seed: group them by a dilation,
-    # per object so that two objects never share a seed.
-    groups, _ = ndi.label(ndi.binary_dilation(peaks, iterations=max(1, spacing // 2)), structure=np.ones((3, 3)))
-    seeds = np.where(peaks, groups.astype(np.int64) * (n + 1) + objects, 0)
-    # A small object next to a larger one can lose its maximum to it; seed it at its own maximum.
-    missing = np.setdiff1d(np.arange(1, n + 1), objects[peaks])
-    boxes = ndi.find_objects(objects) if missing.size else []
-    for j, obj in enumerate(missing, start=int(seeds.max()) + 1):
-        box = boxes[obj - 1]
-        local = np.where(objects[box] == obj, edt[box], -1.0)
-        seeds[box][np.unravel_index(np.argmax(local), local.shape)] = j
-    return seeds
-
-
-def _label_max(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
-    """Maximum of ``values`` per label ``0..n`` (0 where a label is absent)."""
-    # ufunc.at over the labelled pixels: much faster than ndimage.maximum, which sorts the image.
-    out = np.zeros(n + 1, dtype=np.float64)
-    inside = labels > 0
-    np.maximum.at(out, labels[inside], values[inside])
-    return out
-
-
 def _edge_ids(labels: np.ndarray, edges: tuple[bool, bool, bool, bool]) -> np.ndarray:
     """Labels touching the chosen edges (top, bottom, left, right)."""
     strips = [s for s, use in zip((labels[0], labels[-1], labels[:, 0], labels[:, -1]), edges, strict=True) if use]
@@ -259,7 +218,7 @@ def _nucleus_diameters(
     restores the whole image's size distribution; along an axis with an image
     border, the nuclei cut by it are kept, so no weight is needed there.
     """
-    labels, typical = _split(*_foreground(_normalise(image), sigma))
+    labels, typical = split_touching(*_foreground(_normalise(image), sigma))
     if typical == 0.0:
         return np.zeros(0), np.zeros(0), 0.0
     area = np.bincount(labels.ravel()).astype(np.float64)
