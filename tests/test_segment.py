@@ -374,14 +374,17 @@ def test_confidence_threshold_follows_the_transcript_density(model):
     found = {}
     for per_cell in (16.0, 400.0):
         sdata = gsn.datasets.synthetic_tissue((192, 192), seed=12, transcripts_per_cell=per_cell)
-        gsn.tl.segment(sdata, model=m)
+        # One threshold per slide here; with the default "local" it varies with the local density (test_local_rna).
+        gsn.tl.segment(sdata, model=m, rna_normalisation="slide")
         params = sdata.tables["gsn_table"].uns["gsn"]["params"]
         per_um2, threshold = params["transcripts_per_um2"], params["confidence_threshold"]
         assert threshold == pytest.approx(gsn.models.confidence_for_density(table, per_um2))
         assert params["confidence_by_density"] == table
         found[per_cell] = (per_um2, threshold)
         # Applied, not only recorded: the same cells as that threshold given.
-        gsn.tl.segment(sdata, model=m, confidence_threshold=threshold, labels_key_added="given")
+        gsn.tl.segment(
+            sdata, model=m, confidence_threshold=threshold, labels_key_added="given", rna_normalisation="slide"
+        )
         assert np.array_equal(sdata.labels["gsn_labels"].values, sdata.labels["given"].values)
         assert "confidence_by_density" not in sdata.tables["given_table"].uns["gsn"]["params"]
     (low_d, low_t), (high_d, high_t) = found[16.0], found[400.0]

@@ -51,6 +51,12 @@ class Defaults:
     ASSIGNMENT = "expression"
     REASSIGN_RADIUS_UM = 2.0
     REASSIGN_LENGTH_UM = 2.0
+    # The RNA map's level and the confidence threshold follow the local transcript density (core.rna.local):
+    # the Gaussian-weighted density of occupied 10 um bins within about 40 um (a few cells), bounded to 0.1-10x
+    # the slide's. "slide": one level and threshold per slide, as before 2026-12-07.
+    RNA_NORMALISATION = "local"
+    RNA_LOCAL_SIGMA_UM = 40.0
+    RNA_LOCAL_MIN_RATIO = 0.1
 
 
 @dataclass(frozen=True)

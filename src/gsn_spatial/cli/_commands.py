@@ -47,7 +47,7 @@ def _segment(args: argparse.Namespace) -> None:
         args,
         ["image_key", "points_key", "gene_key", "image_channel", "model", "assignment_key_added", "assignment"]
         + ["device"]
-        + ["tile_size", "tile_overlap", "block_size", "block_halo", "batch_size", "min_area"]
+        + ["tile_size", "tile_overlap", "block_size", "block_halo", "batch_size", "min_area", "rna_normalisation"]
         + ["pixel_size", "labels_grid"],
     )
     previous, previous_int8 = gsn.settings.compile, gsn.settings.cpu_int8

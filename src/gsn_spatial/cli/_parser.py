@@ -142,6 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=_positive_int, default=None, help="network windows per batch")
     g.add_argument("--min-area", type=int, default=None, help="smallest cell kept, in working pixels")
     g.add_argument(
+        "--rna-normalisation",
+        choices=("local", "slide"),
+        default=None,
+        help="the RNA map's level and the confidence threshold follow the transcript density within ~40 um "
+        "(default: local) or are one per slide",
+    )
+    g.add_argument(
         "--labels-grid",
         choices=("image", "working"),
         default=None,

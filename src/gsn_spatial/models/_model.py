@@ -6,11 +6,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from gsn_spatial.core.network.quantize import Int8GeneSegNet, int8_available, quantize_int8
 from gsn_spatial.core.network.unet import GeneSegNet, NetworkConfig, fold_batch_norms
+from gsn_spatial.core.rna.local import threshold_for_density
 
 MODEL_FORMAT = "gsn_spatial.model/1"
 
@@ -94,10 +94,7 @@ def confidence_for_density(table: list[list[float]] | list[tuple[float, float]],
     >>> [round(confidence_for_density(table, d), 3) for d in (0.05, 0.316, 3.0)]
     [0.4, 0.5, 0.6]
     """
-    d, t = np.asarray(sorted(table), dtype=float).T
-    if not per_um2 > 0:
-        return float(t[0])
-    return float(np.interp(np.log(per_um2), np.log(d), t))
+    return float(threshold_for_density(table, per_um2 if per_um2 > 0 else 0.0))
 
 
 @dataclass

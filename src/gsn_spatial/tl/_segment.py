@@ -63,6 +63,7 @@ def segment(
     confidence_threshold: float | None = None,
     centre_threshold: float | None = None,
     min_area: int = Defaults.MIN_AREA,
+    rna_normalisation: str = Defaults.RNA_NORMALISATION,
     device: str | None = None,
     recover: bool = False,
     overwrite: bool = False,
@@ -167,6 +168,9 @@ def segment(
         ``params["confidence_threshold"]`` records the one used).
     min_area
         Cells smaller than this many working pixels are dropped.
+    rna_normalisation
+        ``"local"`` (default): the RNA map's level and the confidence threshold follow the transcript density
+        within ~40 um (:mod:`gsn_spatial.core.rna.local`, ``params["rna_local"]``); ``"slide"``: one per slide.
     device
         ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; default
         ``gsn.settings.device`` (``"auto"``). A device that is not present
@@ -225,6 +229,8 @@ def segment(
     if not isinstance(sdata, SpatialData):
         raise TypeError(f"`sdata` must be a SpatialData object, got {type(sdata).__name__}.")
     check_tiling(tile_size, tile_overlap, block_size, block_halo, min_area)
+    if rna_normalisation not in ("local", "slide"):
+        raise ValueError(f"`rna_normalisation` must be 'local' or 'slide', got {rna_normalisation!r}.")
     check_pixel_size(pixel_size)
     check_outputs(labels_grid, table_annotates, boundary_tolerance)
     check_assignment(assignment)
@@ -240,12 +246,8 @@ def segment(
     image_key = _sdata.resolve_key(sdata, "images", image_key, parameter="image_key")
     points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")
     assignment_key_added = assignment_key_added or keys.assignment
-    outputs = {
-        labels_key_added: "labels",
-        table_key_added: "tables",
-        keys.boundaries: "shapes",
-        assignment_key_added: "points",
-    }
+    outputs = {labels_key_added: "labels", table_key_added: "tables", keys.boundaries: "shapes"}
+    outputs[assignment_key_added] = "points"
     _sdata.check_new_keys(sdata, outputs, overwrite=overwrite)
     if points_key == assignment_key_added or image_key == labels_key_added:
         raise ValueError("Output keys must differ from the input elements' keys; the inputs are never replaced.")
@@ -281,6 +283,7 @@ def segment(
         "confidence_threshold": confidence_threshold,
         "centre_threshold": centre_threshold,
         "min_area": min_area,
+        "rna_normalisation": rna_normalisation,
         **vote_geometry,
         "device": str(torch_device),
         "precision": "int8" if int8 else str(autocast).replace("torch.", "") if autocast else "float32",
@@ -313,8 +316,9 @@ def segment(
         decode = {**vote_geometry, "confidence_threshold": confidence_threshold, "centre_threshold": centre_threshold,
                   "min_area": min_area}  # fmt: skip
         check_binned = _slide.binned_check(
-            work, spec, shape, params, points_key=points_key, image_key=image_key, decode=decode, model=gsn_model
-        )
+            work, spec, shape, params, points_key=points_key, image_key=image_key, decode=decode, model=gsn_model,
+            rna_normalisation=rna_normalisation,
+        )  # fmt: skip
 
         _, edges = segment_slide(
             work,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -17,10 +18,11 @@ from spatialdata import SpatialData
 from spatialdata.models import Labels2DModel, PointsModel
 
 from gsn_spatial import _sdata
-from gsn_spatial._constants import Keys
+from gsn_spatial._constants import Defaults, Keys
 from gsn_spatial._settings import settings
 from gsn_spatial.core.image.resample import is_identity, nearest_window
-from gsn_spatial.core.rna.density import rna_map_settings
+from gsn_spatial.core.rna.density import MIN_LEVEL_DENSITY_UM2, density_level, rna_map_settings
+from gsn_spatial.core.rna.local import LocalDensity, reference_density
 from gsn_spatial.core.slide.runner import active_client
 from gsn_spatial.core.slide.steps import partition_cells, sample_transcripts
 from gsn_spatial.core.slide.workdir import WorkDir, ZarrWindows, open_run, remove_work_dir
@@ -278,6 +280,31 @@ def _sopa_attrs(keys: dict[str, str] | None) -> dict[str, str]:
     return {Keys.SOPA_ATTRS[k]: v for k, v in (keys or {}).items()}
 
 
+def local_density(
+    spec: InputSpec, sigma: float, level: float, sample_xy: np.ndarray, shape: tuple[int, int]
+) -> LocalDensity | None:
+    """How the RNA map's level follows the local density (:mod:`~gsn_spatial.core.rna.local`), its reference
+    from ``sample_xy`` (transcripts in working pixels); ``None`` for models without a density-normalised map."""
+    if spec.rna_norm != "density":
+        return None
+    # The level's floor (rna_map_settings) holds for every pixel: no local level under it.
+    floor = density_level(MIN_LEVEL_DENSITY_UM2 * spec.pixel_size**2, sigma) / level
+    bounds = min(1.0, max(Defaults.RNA_LOCAL_MIN_RATIO, floor)), 1 / Defaults.RNA_LOCAL_MIN_RATIO
+    local = LocalDensity(
+        spec.density_bin_um / spec.pixel_size, Defaults.RNA_LOCAL_SIGMA_UM / spec.density_bin_um, 1.0, *bounds
+    )
+    return dataclasses.replace(local, reference=max(reference_density(sample_xy, shape, local), 1e-6))
+
+
+def local_density_params(local: LocalDensity, spec: InputSpec) -> dict[str, float]:
+    """What ``params["rna_local"]`` records: the settings in um and the reference in transcripts per um^2."""
+    return {
+        "sigma_um": local.sigma_bins * spec.density_bin_um, "bin_um": spec.density_bin_um,
+        "min_ratio": local.min_ratio, "max_ratio": local.max_ratio,
+        "reference_per_um2": local.reference / spec.density_bin_um**2,
+    }  # fmt: skip
+
+
 def binned_check(
     work: WorkDir,
     spec: InputSpec,
@@ -288,13 +315,16 @@ def binned_check(
     image_key: str,
     decode: dict[str, Any],
     model: GeneSegModel,
+    rna_normalisation: str = Defaults.RNA_NORMALISATION,
 ) -> Any:
     """What runs once the transcripts are binned: clear errors for none inside the image, and the RNA map's level.
 
     The level (from a sample of occupied blocks) goes into ``params`` and to
     the segment step; so does the model's confidence threshold for the
     tissue's transcript density where ``decode`` has none yet
-    (:meth:`~gsn_spatial.models.GeneSegModel.decode_options`).
+    (:meth:`~gsn_spatial.models.GeneSegModel.decode_options`). With
+    ``rna_normalisation="local"`` both then follow the local density
+    (:mod:`~gsn_spatial.core.rna.local`; its reference from the same sample).
     """
 
     def check_binned(lengths: list[int], inside: int) -> dict[str, Any]:
@@ -308,8 +338,9 @@ def binned_check(
         if inside < 0.5 * sum(lengths):
             share = 100 * inside / sum(lengths)
             logger.warning("Only %.0f%% of the transcripts of %r fall inside the image.", share, points_key)
+        sample = sample_transcripts(work)
         sigma, level, per_um2 = rna_map_settings(
-            sample_transcripts(work),
+            sample,
             shape,
             pixel_size=spec.pixel_size,
             sigma_um=spec.rna_sigma_um,
@@ -317,12 +348,18 @@ def binned_check(
             bin_um=spec.density_bin_um,
         )
         params.update({"rna_level": level, "transcripts_per_um2": per_um2})
+        out: dict[str, Any] = {"rna_sigma": sigma, "rna_level": level}
+        table = model.meta.get("decode", {}).get("confidence_by_density")
+        local = local_density(spec, sigma, level, sample, shape) if rna_normalisation == "local" else None
+        if local is not None:
+            out["rna_local"] = local
+            params["rna_local"] = local_density_params(local, spec)
+            if decode["confidence_threshold"] is None and table:
+                out["confidence_by_density"] = (tuple(map(tuple, table)), per_um2)
         if decode["confidence_threshold"] is not None:
-            return {"rna_sigma": sigma, "rna_level": level}
+            return out
         threshold = model.decode_options(per_um2)["confidence_threshold"]
-        params.update(
-            confidence_threshold=threshold, confidence_by_density=model.meta["decode"]["confidence_by_density"]
-        )
-        return {"rna_sigma": sigma, "rna_level": level, "decode": {**decode, "confidence_threshold": threshold}}
+        params.update(confidence_threshold=threshold, confidence_by_density=table)
+        return {**out, "decode": {**decode, "confidence_threshold": threshold}}
 
     return check_binned

@@ -21,10 +21,12 @@ from gsn_spatial.core.network.device import resolve_device
 from gsn_spatial.core.network.quantize import calibrate_int8, calibration_windows, int8_available
 from gsn_spatial.core.network.unet import fold_batch_norms
 from gsn_spatial.core.rna.density import rna_density_window
+from gsn_spatial.core.rna.local import density_ratio_window
 from gsn_spatial.core.slide.blocks import WindowOptions, segment_array
 from gsn_spatial.core.train.fit import FitOptions, LossWeights
 from gsn_spatial.core.train.recursive import RoundRecord, TrainingOptions, recursive_training, steps_per_pass
 from gsn_spatial.models import GeneSegModel
+from gsn_spatial.tl import _slide
 from gsn_spatial.tl._inputs import check_pixel_size, resolve_inputs, resolve_model
 
 logger = logging.getLogger(__name__)
@@ -262,9 +264,12 @@ def train(
     )
     options = dataclasses.replace(options, fit=fit_options)
     rna_sigma, rna_level, per_um2 = inputs.rna_settings(spec)
+    # The RNA map's level follows the local density as segment's default does (one inference path).
+    xy = inputs.points.xy_pixels
+    local = _slide.local_density(spec, rna_sigma, rna_level, xy, inputs.shape)
+    level = rna_level if local is None else rna_level * density_ratio_window(xy, inputs.shape, local)
     rna = rna_density_window(
-        inputs.points.xy_pixels, inputs.shape, sigma=rna_sigma, level=rna_level, mode=spec.rna_mode,
-        method=spec.rna_method,
+        xy, inputs.shape, sigma=rna_sigma, level=level, mode=spec.rna_mode, method=spec.rna_method
     )  # fmt: skip
     full = np.stack([inputs.working_image(), rna])
 
@@ -288,6 +293,7 @@ def train(
         **inputs.pixel_size.to_params(),
         "working_pixel_size": spec.pixel_size,
         "rna_level": rna_level,
+        "rna_local": {} if local is None else _slide.local_density_params(local, spec),
         "transcripts_per_um2": per_um2,
         "start_model": str(start.meta.get("name", "custom")),
         **{k: v for k, v in dataclasses.asdict(fit_options).items() if k not in ("weights", "augmentation")},

@@ -79,7 +79,7 @@ def assign_pixels(
     offset: np.ndarray,
     centres: np.ndarray,
     *,
-    confidence_threshold: float = 0.5,
+    confidence_threshold: float | np.ndarray = 0.5,
     max_vote_distance: float = np.inf,
 ) -> np.ndarray:
     """Index + 1 of the centre each foreground pixel votes for; 0 = background.
@@ -98,7 +98,8 @@ def assign_pixels(
     out = np.zeros(h * w, dtype=np.int64)
     if len(centres) == 0:
         return out.reshape(h, w)
-    fg = np.flatnonzero(confidence.ravel() >= confidence_threshold)
+    # A scalar, or one threshold per pixel (core.rna.local: it follows the local transcript density).
+    fg = np.flatnonzero((confidence >= confidence_threshold).ravel())
     if len(fg) == 0:
         return out.reshape(h, w)
     rows, cols = np.divmod(fg, w)
@@ -141,7 +142,7 @@ def _candidate_centres(vy: np.ndarray, vx: np.ndarray, centres: np.ndarray, shap
 def decode_cells(
     maps: np.ndarray,
     *,
-    confidence_threshold: float = 0.5,
+    confidence_threshold: float | np.ndarray = 0.5,
     centre_threshold: float = 0.5,
     min_distance: int = 3,
     max_vote_distance: float = 10.0,

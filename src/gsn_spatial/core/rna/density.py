@@ -72,7 +72,7 @@ def rna_density_window(
     mode: str = "sum",
     method: str = "exact",
     truncate: float = 4.0,
-    level: float = 1.0,
+    level: float | np.ndarray = 1.0,
 ) -> np.ndarray:
     """RNA location map of one window.
 
@@ -99,7 +99,8 @@ def rna_density_window(
     level
         The map is ``min(G / level, 1)``: 1 is Eq. 5; a per-slide level from
         :func:`density_normalisation` makes the input independent of how many
-        transcripts per um^2 the platform detects.
+        transcripts per um^2 the platform detects. An array of the window's
+        shape gives each pixel its own level (:mod:`~gsn_spatial.core.rna.local`).
 
     Returns
     -------
@@ -113,7 +114,7 @@ def rna_density_window(
     1.0
     """
     check_density_options(sigma, mode, method)
-    if not level > 0:
+    if not np.all(np.asarray(level) > 0):
         raise ValueError(f"`level` must be positive, got {level}.")
     h, w = int(shape[0]), int(shape[1])
     xy = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
@@ -142,7 +143,7 @@ def rna_density_window(
 
 
 def _binned_sum(
-    x: np.ndarray, y: np.ndarray, shape: tuple[int, int], sigma: float, radius: int, level: float = 1.0
+    x: np.ndarray, y: np.ndarray, shape: tuple[int, int], sigma: float, radius: int, level: float | np.ndarray = 1.0
 ) -> np.ndarray:
     """Eq. 5 from per-pixel counts (``x``, ``y`` relative to the window, within its reach)."""
     h, w = shape
@@ -156,7 +157,7 @@ def _binned_sum(
     taps = np.exp(-(np.arange(-radius, radius + 1, dtype=np.float64) ** 2) / (2.0 * sigma * sigma))
     out = ndimage.correlate1d(counts, taps.astype(np.float32), axis=0, mode="constant")
     out = ndimage.correlate1d(out, taps.astype(np.float32), axis=1, mode="constant")
-    return np.minimum(out[radius : radius + h, radius : radius + w] / np.float32(level), 1.0)
+    return np.minimum(out[radius : radius + h, radius : radius + w] / np.asarray(level, dtype=np.float32), 1.0)
 
 
 def transcript_density(points_xy: np.ndarray, *, bin_size: float, shape: tuple[int, int] | None = None) -> float:

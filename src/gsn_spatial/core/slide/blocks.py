@@ -31,6 +31,7 @@ from gsn_spatial.core.network.memory import keep_freed_memory
 from gsn_spatial.core.network.tiling import predict_maps
 from gsn_spatial.core.network.unet import GeneSegNet  # noqa: F401 (the doctests use it)
 from gsn_spatial.core.rna.density import density_halo, rna_density_window
+from gsn_spatial.core.rna.local import LocalDensity, density_ratio_window, threshold_for_density
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,10 @@ class WindowOptions:
     """How one window is segmented: its RNA map, the network pass and decoding (working pixels).
 
     ``rna_level`` is the RNA map's per-slide level
-    (:func:`~gsn_spatial.core.rna.density.rna_density_window`);
+    (:func:`~gsn_spatial.core.rna.density.rna_density_window`); with
+    ``rna_local`` each pixel's level, and with ``confidence_by_density``
+    (the model's table and the slide's transcripts per um^2) its confidence
+    threshold, follow the local transcript density (:mod:`~gsn_spatial.core.rna.local`);
     ``tile_size=None`` runs the network on the whole window at once;
     ``decode`` holds :func:`~gsn_spatial.core.decode.cells.decode_cells`'s
     keyword arguments; ``reuse_memory`` is
@@ -169,6 +173,8 @@ class WindowOptions:
     rna_mode: str = "sum"
     rna_method: str = "exact"
     rna_level: float = 1.0
+    rna_local: LocalDensity | None = None
+    confidence_by_density: tuple[tuple[tuple[float, float], ...], float] | None = None
     tile_size: int | None = 256
     overlap: int = 32
     batch_size: int = 8
@@ -198,10 +204,19 @@ def segment_window(
     """
     o = options
     wy0, wy1, wx0, wx1 = window
+    decode = o.decode
     if rna is None:
+        level = o.rna_level
+        if o.rna_local is not None:
+            ratio = density_ratio_window(points_xy, (wy1 - wy0, wx1 - wx0), o.rna_local, origin=(wx0, wy0))
+            level = o.rna_level * ratio
+            if o.confidence_by_density is not None:
+                table, per_um2 = o.confidence_by_density
+                threshold = threshold_for_density(table, per_um2 * ratio).astype(np.float32)
+                decode = {**decode, "confidence_threshold": threshold}
         rna = rna_density_window(
             points_xy, (wy1 - wy0, wx1 - wx0), origin=(wx0, wy0), sigma=o.rna_sigma, mode=o.rna_mode,
-            method=o.rna_method, level=o.rna_level,
+            method=o.rna_method, level=level,
         )  # fmt: skip
     maps = predict_maps(
         network,
@@ -216,7 +231,7 @@ def segment_window(
         pad_to_tile=False,
         reuse_memory=o.reuse_memory,
     )
-    cells, centres = decode_cells(maps, **o.decode)
+    cells, centres = decode_cells(maps, **decode)
     local = np.zeros((wy1 - wy0, wx1 - wx0), dtype=np.uint32)
     if len(centres) == 0:
         return local, 0
