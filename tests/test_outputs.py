@@ -147,3 +147,23 @@ def test_sopa_aggregate_and_explorer_export_run_on_gsn_output(xenium_run, tmp_pa
         mode="-it",
     )
     assert (tmp_path / "direct" / "cells.zarr.zip").exists()
+
+
+@needs_xenium
+def test_explorer_export_after_another_tool_dropped_polygons(xenium_run, tmp_path, caplog):
+    # sopa.aggregate's default filters drop the polygons of cells whose stain is dim (cells called from their
+    # transcripts); the export then leaves those cells out, with a warning, instead of failing on the table.
+    pytest.importorskip("sopa")
+    shapes = xenium_run.shapes["gsn_boundaries"]
+    sdata = sd.SpatialData(
+        images=dict(xenium_run.images),
+        points=dict(xenium_run.points),
+        shapes={"gsn_boundaries": shapes.iloc[2:].copy()},
+        tables=dict(xenium_run.tables),
+        attrs=dict(xenium_run.attrs),
+    )
+    with caplog.at_level("WARNING", logger="gsn_spatial.io._explorer"):
+        out = gsn.io.write_explorer(sdata, tmp_path / "explorer")
+    assert (out / "experiment.xenium").exists()
+    assert "2 of the" in caplog.text and "have no polygon" in caplog.text
+    assert len(xenium_run.shapes["gsn_boundaries"]) == len(shapes)  # the caller's elements are untouched

@@ -132,15 +132,15 @@ fig.savefig(FIGURES / "cosmx_coverage.png", dpi=80)
 # %% [markdown]
 # ![GeneSegNet against the vendor's cells, and coverage per method](figures/cosmx_coverage.png)
 #
-# What the measurement says (2026-12-07, this crop, the default `generalist` model, version 2, without
-# retraining):
+# What the measurement says (2026-12-07, this crop, the default `generalist` model, version 2, with the RNA
+# map's level following the local transcript density, without retraining):
 #
 # - the nucleus alone covers a median 24 % of a membrane-bounded cell: DAPI by itself misses most of
 #   the cell;
-# - GeneSegNet's cells cover a median 80 % of the vendor's cell (88 % of the vendor cells are covered
+# - GeneSegNet's cells cover a median 80 % of the vendor's cell (85 % of the vendor cells are covered
 #   at least half). Their outlines match the vendor's about as well as a fixed 5 um expansion does
-#   (mean matched IoU 0.68 against 0.68), but they assign more of the transcripts (89 % against 85 %)
-#   and group them more as the vendor does (transcript ARI 0.80 against 0.73); they number 86 where
+#   (mean matched IoU 0.69 against 0.68), but they assign more of the transcripts (88 % against 85 %)
+#   and group them more as the vendor does (transcript ARI 0.80 against 0.73); they number 87 where
 #   the watershed finds 68 nuclei;
 # - a fixed 5 um expansion covers more (median 93 %) because it grows every nucleus whether or not
 #   the cell extends that far, so it also takes in neighbours' transcripts.

@@ -92,7 +92,10 @@ plt.savefig(FIGURES / "sopa_boundaries.png", dpi=110, bbox_inches="tight")
 # `gsn.tl.segment` records sopa's keys for its boundaries, transcripts and image in
 # `sdata.attrs`, so `sopa.aggregate` needs no argument. It counts the transcripts inside each
 # polygon and averages the image's channels into a new table `table`. sopa gives the shapes it
-# aggregates its own string ids; gsn's id stays in the boundaries' `cell_id` column.
+# aggregates its own string ids; gsn's id stays in the boundaries' `cell_id` column. By default sopa
+# drops cells whose stain is dim (`min_intensity_ratio=0.1`), such as cells that gsn called from their
+# transcripts with the nucleus out of the section; `gsn.io.write_explorer` below then leaves them out,
+# with a warning.
 
 # %%
 import sopa  # noqa: E402

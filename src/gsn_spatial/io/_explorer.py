@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -9,6 +10,8 @@ from spatialdata import SpatialData
 from spatialdata.models import TableModel
 
 from gsn_spatial._constants import Keys, run_keys
+
+logger = logging.getLogger(__name__)
 
 
 def write_explorer(
@@ -71,15 +74,23 @@ def write_explorer(
     if image_key not in sdata.images or points_key not in sdata.points:
         raise KeyError(f"The run's image {image_key!r} or points {points_key!r} are no longer in `sdata`.")
     pixel_size = float(pixel_size or params.get("pixel_size") or 0.2125)
-    view_table = table.copy()
-    view_table.obs[Keys.REGION] = boundaries
-    view_table.obs[Keys.REGION] = view_table.obs[Keys.REGION].astype("category")
-    del view_table.uns[TableModel.ATTRS_KEY]
-    view_table = TableModel.parse(view_table, region=boundaries, region_key=Keys.REGION, instance_key=Keys.CELL_ID)
     shapes = sdata.shapes[boundaries]
     if Keys.CELL_ID in shapes.columns and not shapes.index.equals(pd.Index(shapes[Keys.CELL_ID])):
         # Re-indexed by another tool (sopa.aggregate gives the shapes it aggregates its own ids): back to gsn's.
         shapes = shapes.set_index(pd.Index(shapes[Keys.CELL_ID].to_numpy()))
+    has_polygon = table.obs[Keys.CELL_ID].isin(shapes.index).to_numpy()
+    if not has_polygon.all():
+        # sopa.aggregate's filters (a dim stain, few transcripts) drop cells' polygons from the boundaries.
+        logger.warning(
+            "%d of the %d cells of %r have no polygon in %r (dropped by another tool, such as sopa.aggregate's "
+            "filters); the Explorer folder leaves them out.",
+            int((~has_polygon).sum()), len(has_polygon), keys.table, boundaries,
+        )  # fmt: skip
+    view_table = table[has_polygon].copy()
+    view_table.obs[Keys.REGION] = boundaries
+    view_table.obs[Keys.REGION] = view_table.obs[Keys.REGION].astype("category")
+    del view_table.uns[TableModel.ATTRS_KEY]
+    view_table = TableModel.parse(view_table, region=boundaries, region_key=Keys.REGION, instance_key=Keys.CELL_ID)
     view = SpatialData(
         images={image_key: sdata.images[image_key]},
         shapes={boundaries: shapes},
