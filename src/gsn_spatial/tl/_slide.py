@@ -287,8 +287,10 @@ def local_density(
     from ``sample_xy`` (transcripts in working pixels); ``None`` for models without a density-normalised map."""
     if spec.rna_norm != "density":
         return None
-    # The level's floor (rna_map_settings) holds for every pixel: no local level under it.
-    floor = density_level(MIN_LEVEL_DENSITY_UM2 * spec.pixel_size**2, sigma) / level
+    # No pixel's level under that of RNA_LOCAL_MIN_DENSITY_UM2 (nor the slide level's own floor): stray
+    # transcripts on bare glass beside tissue must not read as sparse tissue (benchmarks/mixed_density.py --glass).
+    floor_um2 = max(MIN_LEVEL_DENSITY_UM2, Defaults.RNA_LOCAL_MIN_DENSITY_UM2)
+    floor = density_level(floor_um2 * spec.pixel_size**2, sigma) / level
     bounds = min(1.0, max(Defaults.RNA_LOCAL_MIN_RATIO, floor)), 1 / Defaults.RNA_LOCAL_MIN_RATIO
     local = LocalDensity(
         spec.density_bin_um / spec.pixel_size, Defaults.RNA_LOCAL_SIGMA_UM / spec.density_bin_um, 1.0, *bounds
