@@ -83,11 +83,12 @@ def resample_window(
     rr = np.clip(rows - ry0, 0, ry1 - ry0 - 1)
     cc = np.clip(cols - rx0, 0, rx1 - rx0 - 1)
     # Separable linear interpolation: two 1-D passes, cheaper than map_coordinates on a full grid.
-    out = _interp_axis(src, rr, axis=0)
-    return _interp_axis(out, cc, axis=1)
+    out = interp_axis(src, rr, axis=0)
+    return interp_axis(out, cc, axis=1)
 
 
-def _interp_axis(a: np.ndarray, coords: np.ndarray, axis: int) -> np.ndarray:
+def interp_axis(a: np.ndarray, coords: np.ndarray, axis: int) -> np.ndarray:
+    """``a`` sampled linearly at fractional ``coords`` (in ``[0, n - 1]``) along ``axis`` (2-D ``a``)."""
     lo = np.floor(coords).astype(np.int64)
     hi = np.minimum(lo + 1, a.shape[axis] - 1)
     t = (coords - lo).astype(np.float32)

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from gsn_spatial.core.image.resample import interp_axis
+
 __all__ = ["LocalDensity", "density_ratio_window", "reference_density", "threshold_for_density"]
 
 
@@ -66,11 +68,6 @@ class LocalDensity:
     def reach_bins(self) -> int:
         """Bins on each side that the Gaussian weight reaches (3 sigma)."""
         return int(math.ceil(3.0 * self.sigma_bins))
-
-    @property
-    def reach_px(self) -> float:
-        """Pixels beyond a window whose transcripts its local density needs."""
-        return (self.reach_bins + 2) * self.bin_px
 
 
 def _local_mean_counts(points_xy: np.ndarray, box: tuple[int, int, int, int], local: LocalDensity):
@@ -119,8 +116,9 @@ def density_ratio_window(
     """Local over reference density at each pixel of a window, bounded (float32, ``shape``).
 
     ``points_xy`` are the transcripts in pixels of the whole slide, at least those within
-    ``local.reach_px`` of the window; ``origin`` is the window's ``(x0, y0)``. Bin values are interpolated
-    linearly between bin centres, so the map is smooth and the same in every window that covers a pixel.
+    ``(local.reach_bins + 2) * local.bin_px`` pixels of the window; ``origin`` is the window's ``(x0, y0)``.
+    Bin values are interpolated linearly between bin centres, so the map is smooth and the same in every
+    window that covers a pixel.
 
     Examples
     --------
@@ -138,23 +136,9 @@ def density_ratio_window(
     # Pixel centres in bin coordinates (bin k's centre at k + 0.5).
     rows = (np.arange(h) + y0 + 0.5) / local.bin_px - by0 - 0.5
     cols = (np.arange(w) + x0 + 0.5) / local.bin_px - bx0 - 0.5
-    # Separable linear interpolation: rows first on the bins' columns, then columns.
-    ratio = _interp_axis(_interp_axis(ratio, rows, 0), cols, 1)
+    # Separable linear interpolation; the bins read are inside the array (one spare bin each side).
+    ratio = interp_axis(interp_axis(ratio, rows, 0), cols, 1)
     return ratio.astype(np.float32)
-
-
-def _interp_axis(a: np.ndarray, coords: np.ndarray, axis: int) -> np.ndarray:
-    """``a`` sampled at fractional ``coords`` along ``axis`` (linear, clamped at the ends)."""
-    n = a.shape[axis]
-    c = np.clip(coords, 0.0, n - 1.0)
-    i0 = np.clip(np.floor(c).astype(np.int64), 0, max(n - 2, 0))
-    t = c - i0
-    i1 = np.minimum(i0 + 1, n - 1)
-    lo, hi = np.take(a, i0, axis=axis), np.take(a, i1, axis=axis)
-    shape = [1, 1]
-    shape[axis] = -1
-    t = t.reshape(shape)
-    return lo * (1.0 - t) + hi * t
 
 
 def threshold_for_density(table: list | tuple, per_um2: np.ndarray | float) -> np.ndarray:
