@@ -85,11 +85,12 @@ def setup_nan_points(s):
     _add(s, "nan_points", _points(pts, feature_key="gene", transformations={"global": tf}))
 
 
-def setup_string_genes(s):
+def setup_float_genes(s):
+    # A float column is no gene name (strings, integers and categories are read as genes).
     pts = s["transcripts"].compute()[["x", "y", "gene"]].reset_index(drop=True)
-    pts["gene"] = pts["gene"].astype(str)
+    pts["gene"] = pts["gene"].cat.codes.astype(float) + 0.5
     tf = get_transformation(s["transcripts"], "global")
-    _add(s, "str_genes", _points(pts, transformations={"global": tf}))
+    _add(s, "float_genes", _points(pts, transformations={"global": tf}))
 
 
 def setup_no_feature_key(s):
@@ -170,11 +171,11 @@ CASES: list[tuple[str, Callable, Callable, type, str]] = [
     ),
     ("missing_gene_column", no_setup, lambda s, t: seg(s, gene_key="feature_name"), KeyError, "feature_name"),
     (
-        "string_gene_column",
-        setup_string_genes,
-        lambda s, t: seg(s, image_key="dapi", points_key="str_genes", gene_key="gene"),
+        "float_gene_column",
+        setup_float_genes,
+        lambda s, t: seg(s, image_key="dapi", points_key="float_genes", gene_key="gene"),
         TypeError,
-        "categorical",
+        "gene_key",
     ),
     (
         "no_feature_key",

@@ -300,6 +300,35 @@ def test_points_with_z_are_segmented_in_2d(tissue, model):
     assert "z" in tissue["transcripts3d"].columns  # the input is untouched
 
 
+@pytest.mark.parametrize("kind", ["str", "int"])
+def test_gene_column_of_strings_or_integers_is_read_as_genes(tissue, model, kind):
+    # Simulators and hand-built frames often keep genes as plain strings (or integer codes), not categories:
+    # the cells and counts are those of the categorical column, genes named by the column's values, sorted.
+    from spatialdata.models import PointsModel
+
+    gsn.tl.segment(tissue, model=model)
+    reference_labels = np.asarray(tissue.labels["gsn_labels"].data)
+    ref = tissue.tables["gsn_table"].to_df()
+    pts = tissue["transcripts"].compute()[["x", "y", "gene"]].reset_index(drop=True)
+    names = list(pts["gene"].cat.categories)
+    pts["gene"] = pts["gene"].astype(str) if kind == "str" else pts["gene"].cat.codes.astype(np.int64)
+    plain = PointsModel.parse(
+        pts, coordinates={"x": "x", "y": "y"}, transformations=get_transformation(tissue["transcripts"], get_all=True)
+    )
+    assert not isinstance(plain["gene"].dtype, pd.CategoricalDtype)
+    del tissue["transcripts"]
+    tissue["plain_points"] = plain
+    gsn.tl.segment(tissue, model=model, overwrite=True)
+    np.testing.assert_array_equal(np.asarray(tissue.labels["gsn_labels"].data), reference_labels)
+    got = tissue.tables["gsn_table"].to_df()
+    expected_names = sorted(names) if kind == "str" else [str(k) for k in range(len(names))]
+    assert list(got.columns) == expected_names
+    if kind == "int":
+        got.columns = [names[int(c)] for c in got.columns]
+    pd.testing.assert_frame_equal(got[ref.columns], ref, check_dtype=False)
+    assert not isinstance(tissue["plain_points"]["gene"].dtype, pd.CategoricalDtype)  # the input is untouched
+
+
 def test_element_roles_in_attrs_choose_among_several(tissue, model):
     # Two images and two points elements, as a Xenium object can have (morphology_focus and _mip); sopa's
     # readers name the ones to segment in sdata.attrs.

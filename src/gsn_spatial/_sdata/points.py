@@ -21,34 +21,46 @@ class PointsInPixels:
     gene_names: list[str]
 
 
-def _checked_genes(points: dd.DataFrame, gene_key: str, *, points_key: str) -> Any:
-    """The gene column of the points, checked to be categorical.
+def gene_categories(points: dd.DataFrame, gene_key: str, *, points_key: str) -> list[Any]:
+    """The genes of a points element: its gene column's categories, read in one pass where not known.
+
+    A categorical column (as ``PointsModel.parse(feature_key=...)`` and the
+    vendors' readers write) gives its own categories. A column of strings or
+    integers, as a simulator or a hand-built data frame often has, is read as
+    categories too, sorted, rather than refused: the genes are the same either
+    way. Other dtypes (floats, ...) are not genes and raise a TypeError.
 
     3-D points (a ``z`` column, as spatialdata-io's Xenium reader writes) are
     segmented in 2-D: their ``z`` is not read, as the nucleus image is one
     plane (or a projection) of the section.
     """
     genes = points[gene_key]
-    if not isinstance(genes.dtype, pd.CategoricalDtype):
+    if isinstance(genes.dtype, pd.CategoricalDtype):
+        return list((genes if genes.cat.known else genes.cat.as_known()).cat.categories)
+    dtype = genes.dtype
+    if not (pd.api.types.is_string_dtype(dtype) or pd.api.types.is_integer_dtype(dtype)):
         raise TypeError(
-            f"Gene column {gene_key!r} of points {points_key!r} must be categorical (dtype {genes.dtype}); "
-            "convert it with `.astype('category')` when building the points element."
+            f"Gene column {gene_key!r} of points {points_key!r} holds {dtype} values, not gene names; pass "
+            "`gene_key=` naming the gene column (strings, integers or categories)."
         )
-    return genes
+    values = pd.Index(genes.dropna().unique().compute())
+    try:
+        return list(values.sort_values())
+    except TypeError:  # mixed types (str and int): keep the order of appearance
+        return list(values)
 
 
 def read_points(points: dd.DataFrame, gene_key: str, to_pixels: np.ndarray, *, points_key: str) -> PointsInPixels:
     """Read ``x``, ``y`` and the gene column of a points element and map them to pixels."""
-    _checked_genes(points, gene_key, points_key=points_key)
+    categories = gene_categories(points, gene_key, points_key=points_key)
     frame = points[["x", "y", gene_key]].compute()
-    categories = frame[gene_key].cat.categories
     xy = frame[["x", "y"]].to_numpy(dtype=np.float64)
     if len(xy) == 0:
         raise ValueError(f"Points element {points_key!r} is empty.")
     if not np.isfinite(xy).all():
         raise ValueError(f"Points {points_key!r} have NaN or infinite coordinates; drop those rows first.")
     pix = xy @ to_pixels[:2, :2].T + to_pixels[:2, 2]
-    codes = frame[gene_key].cat.codes.to_numpy().astype(np.int32)
+    codes = pd.Categorical(frame[gene_key], categories=categories).codes.astype(np.int32)
     return PointsInPixels(xy, pix, codes, [str(c) for c in categories])
 
 
@@ -60,10 +72,7 @@ class PointsPartitions:
     """
 
     def __init__(self, points: dd.DataFrame, gene_key: str, to_pixels: np.ndarray, *, points_key: str):
-        genes = _checked_genes(points, gene_key, points_key=points_key)
-        if not genes.cat.known:
-            genes = genes.cat.as_known()  # one pass over the gene column
-        self.categories = list(genes.cat.categories)
+        self.categories = gene_categories(points, gene_key, points_key=points_key)  # one pass where not known
         # z (3-D points) travels to the per-transcript output, though segmentation reads only x and y.
         self.frame = points[["x", "y", *(["z"] if "z" in points.columns else []), gene_key]]
         self.gene_key = gene_key

@@ -97,8 +97,8 @@ def segment(
     image_key, points_key
         Elements to use; may be omitted when the object has exactly one.
     gene_key
-        Gene column of the points; default: the points' ``feature_key``, else the one column with a
-        usual gene-column name (``gene``, ``feature_name``, ``target``, ...; ``Keys.GENE_COLUMN_NAMES``).
+        Gene column of the points (categories, strings or integers); default: the points' ``feature_key``, else
+        the one column with a usual gene-column name (``gene``, ``feature_name``, ...; ``Keys.GENE_COLUMN_NAMES``).
     image_channel
         Channel (name or index) of the nucleus stain. Default: the only
         channel, or the one channel named as a nucleus stain ("DAPI",
