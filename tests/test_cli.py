@@ -205,3 +205,14 @@ def test_segment_pixel_size_and_labels_grid(store, copy):
     assert params["pixel_size"] == 0.25 and params["pixel_size_source"] == "argument"
     assert back.labels["gsn_labels"].shape == (128, 128)  # 256 px at 0.25 um = 128 px at the working 0.5 um
     assert main(["segment", str(path), "--pixel-size", "-1", "--overwrite", *FAST]) == 2  # a usage error
+
+
+def test_segment_control_genes(store, copy):
+    path = copy(store)
+    assert main(["segment", str(path), "--control-genes", "Gene0[01]$", *FAST]) == 0
+    table = sd.read_zarr(path).tables["gsn_table"]
+    assert list(table.uns["gsn"]["params"]["control_genes"]) == ["Gene00", "Gene01"]
+    assert "Gene00" not in table.var_names and "n_control_transcripts" in table.obs
+    assert main(["segment", str(path), "--control-genes", "", "--overwrite", *FAST]) == 0
+    table = sd.read_zarr(path).tables["gsn_table"]
+    assert len(table.uns["gsn"]["params"]["control_genes"]) == 0 and "Gene00" in table.var_names

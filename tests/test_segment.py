@@ -329,6 +329,43 @@ def test_gene_column_of_strings_or_integers_is_read_as_genes(tissue, model, kind
     assert not isinstance(tissue["plain_points"]["gene"].dtype, pd.CategoricalDtype)  # the input is untouched
 
 
+def test_control_probes_draw_no_cells_and_are_not_genes_of_the_table(tissue, model):
+    # Vendors list negative probes and blank codewords among the genes; spread over the slide, glass included, they
+    # must change neither the cells nor the genes' counts, and are counted apart.
+    from spatialdata.models import PointsModel
+
+    gsn.tl.segment(tissue, model=model)
+    ref_labels = np.asarray(tissue.labels["gsn_labels"].data)
+    ref = tissue.tables["gsn_table"].to_df()
+    pts = tissue["transcripts"].compute()[["x", "y", "gene"]].reset_index(drop=True)
+    controls = ["NegControlProbe_00042", "BLANK_0006", "NegPrb3"]
+    rng = np.random.default_rng(0)
+    n = len(pts) // 5
+    lo, hi = pts[["x", "y"]].min().to_numpy(), pts[["x", "y"]].max().to_numpy()
+    extra = pd.DataFrame({"x": rng.uniform(lo[0], hi[0], n), "y": rng.uniform(lo[1], hi[1], n),
+                          "gene": rng.choice(controls, n)})  # fmt: skip
+    both = pd.concat([pts.assign(gene=pts["gene"].astype(str)), extra], ignore_index=True)
+    both["gene"] = both["gene"].astype("category")
+    tf = get_transformation(tissue["transcripts"], get_all=True)
+    del tissue["transcripts"]
+    tissue["with_controls"] = PointsModel.parse(both, coordinates={"x": "x", "y": "y"}, feature_key="gene",
+                                                transformations=tf)  # fmt: skip
+    gsn.tl.segment(tissue, model=model, overwrite=True)
+    np.testing.assert_array_equal(np.asarray(tissue.labels["gsn_labels"].data), ref_labels)
+    table = tissue.tables["gsn_table"]
+    pd.testing.assert_frame_equal(table.to_df()[ref.columns], ref, check_dtype=False)
+    assert not set(controls) & set(table.var_names)
+    assert sorted(table.uns["gsn"]["params"]["control_genes"]) == sorted(controls)
+    cells = tissue.points["gsn_transcripts"]["cell_id"].compute().to_numpy()
+    is_control = both["gene"].isin(controls).to_numpy()
+    assert table.obs["n_control_transcripts"].sum() == (cells[is_control] > 0).sum() > 0
+    # Without the pattern they are genes like any other, and their RNA moves the cells.
+    gsn.tl.segment(tissue, model=model, control_genes=None, overwrite=True)
+    assert set(controls) <= set(tissue.tables["gsn_table"].var_names)
+    assert "n_control_transcripts" not in tissue.tables["gsn_table"].obs
+    assert not np.array_equal(np.asarray(tissue.labels["gsn_labels"].data), ref_labels)
+
+
 def test_element_roles_in_attrs_choose_among_several(tissue, model):
     # Two images and two points elements, as a Xenium object can have (morphology_focus and _mip); sopa's
     # readers name the ones to segment in sdata.attrs.

@@ -50,6 +50,8 @@ def _segment(args: argparse.Namespace) -> None:
         + ["tile_size", "tile_overlap", "block_size", "block_halo", "batch_size", "min_area", "rna_normalisation"]
         + ["pixel_size", "labels_grid"],
     )
+    if args.control_genes is not None:
+        kwargs["control_genes"] = args.control_genes or None  # '' names no control probe
     previous, previous_int8 = gsn.settings.compile, gsn.settings.cpu_int8
     gsn.settings.compile = previous or args.compile
     gsn.settings.cpu_int8 = previous_int8 and not args.float32

@@ -149,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: local) or are one per slide",
     )
     g.add_argument(
+        "--control-genes",
+        default=None,
+        metavar="REGEX",
+        help="gene names (matched at their start, case-insensitive) of control probes, which make no RNA map and "
+        "are no genes of the table (default: the vendors' negative probes and blank codewords; '' for none)",
+    )
+    g.add_argument(
         "--labels-grid",
         choices=("image", "working"),
         default=None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,10 +98,13 @@ class ResolvedInputs:
         h, w = self.image_shape
         return nearest_window(lambda y0, y1, x0, x1: labels[y0:y1, x0:x1], labels.shape, (0, h, 0, w), 1 / self.zoom)
 
-    def rna_settings(self, spec: InputSpec) -> tuple[float, float, float]:
-        """``(sigma, level, transcripts per um^2)`` of the RNA map, as ``segment`` sets them per slide."""
+    def rna_settings(self, spec: InputSpec, xy: np.ndarray | None = None) -> tuple[float, float, float]:
+        """``(sigma, level, transcripts per um^2)`` of the RNA map, as ``segment`` sets them per slide.
+
+        ``xy``: the transcripts that make the map (working pixels); default all of them.
+        """
         return rna_map_settings(
-            self.points.xy_pixels,
+            self.points.xy_pixels if xy is None else xy,
             self.shape,
             pixel_size=spec.pixel_size,
             sigma_um=spec.rna_sigma_um,
@@ -212,6 +216,18 @@ ASSIGNMENTS = ("expression", "mask")
 def check_assignment(assignment: str) -> None:
     if assignment not in ASSIGNMENTS:
         raise ValueError(f"`assignment` must be one of {ASSIGNMENTS}, got {assignment!r}.")
+
+
+def check_control_genes(pattern: str | None) -> None:
+    """``control_genes`` is None or a valid regular expression."""
+    if pattern is None:
+        return
+    if not isinstance(pattern, str):
+        raise TypeError(f"`control_genes` must be a regular expression (str) or None, got {type(pattern).__name__}.")
+    try:
+        re.compile(pattern)
+    except re.error as err:
+        raise ValueError(f"`control_genes`={pattern!r} is not a regular expression: {err}.") from None
 
 
 def assignment_params(assignment: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from gsn_spatial import _sdata
 from gsn_spatial._constants import Defaults, Keys, run_keys
 from gsn_spatial._settings import progress_bar, settings
 from gsn_spatial.core.network.device import resolve_device
+from gsn_spatial.core.rna.controls import control_gene_mask
 from gsn_spatial.core.slide.blocks import BlockGrid, WindowOptions, check_block_geometry
 from gsn_spatial.core.slide.runner import active_client
 from gsn_spatial.core.slide.steps import (
@@ -25,6 +26,7 @@ from gsn_spatial.tl import _slide
 from gsn_spatial.tl._inputs import (
     assignment_params,
     check_assignment,
+    check_control_genes,
     check_outputs,
     check_pixel_size,
     check_tiling,
@@ -64,6 +66,7 @@ def segment(
     centre_threshold: float | None = None,
     min_area: int = Defaults.MIN_AREA,
     rna_normalisation: str = Defaults.RNA_NORMALISATION,
+    control_genes: str | None = Defaults.CONTROL_GENES,
     device: str | None = None,
     recover: bool = False,
     overwrite: bool = False,
@@ -171,6 +174,11 @@ def segment(
     rna_normalisation
         ``"local"`` (default): the RNA map's level and the confidence threshold follow the transcript density
         within ~40 um (:mod:`gsn_spatial.core.rna.local`, ``params["rna_local"]``); ``"slide"``: one per slide.
+    control_genes
+        Regular expression matched at the start of gene names (case-insensitive) that marks control probes
+        (default: the vendors' negative probes and blank or unassigned codewords, ``Defaults.CONTROL_GENES``).
+        Their transcripts are assigned to cells but neither make the RNA map nor count as genes of the table
+        (``obs["n_control_transcripts"]``; ``params["control_genes"]`` lists them). ``None``: no control probes.
     device
         ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; default
         ``gsn.settings.device`` (``"auto"``). A device that is not present
@@ -196,7 +204,7 @@ def segment(
       with the labels' transformations, drawn window by window;
     - ``sdata.tables[table_key_added]``: AnnData annotating the labels
       (``region_key="region"``, ``instance_key="cell_id"``), ``X`` sparse
-      counts cells x genes, one row per cell in the labels (cells without
+      counts cells x genes (control probes apart), one row per cell in the labels (cells without
       transcripts included), ``obs["n_transcripts"]``, ``obs["area"]``
       (in the units of the image's global coordinate system),
       ``obs["area_pixels"]`` (pixels of the labels' grid), ``obs["area_um2"]``,
@@ -234,6 +242,7 @@ def segment(
     check_pixel_size(pixel_size)
     check_outputs(labels_grid, table_annotates, boundary_tolerance)
     check_assignment(assignment)
+    check_control_genes(control_genes)
     keys = run_keys(labels_key_added)
     table_key_added = table_key_added or keys.table
     gsn_model = resolve_model(model)
@@ -259,47 +268,40 @@ def segment(
     )  # fmt: skip
     image_el, points_el, pixels, zoom = inputs.image_element, inputs.points_element, inputs.pixels, inputs.zoom
     points, intensity_range, shape = inputs.point_partitions(), inputs.intensity_range, inputs.shape
+    control = control_gene_mask(points.gene_names, control_genes)
+    if control.all():
+        raise ValueError(f"`control_genes`={control_genes!r} matches every gene of {points_key!r}; pass None.")
+    map_genes = ~control if control.any() else None  # the genes that make the RNA map
     grid = BlockGrid(shape, block_size, block_halo)
 
     params = {
-        "image_key": image_key,
-        "image_channel": inputs.channel,
-        "image_z_planes": inputs.z_planes,
-        "points_key": points_key,
-        "gene_key": inputs.gene_key,
-        "model": str(gsn_model.meta.get("name", "custom")),
+        "image_key": image_key, "image_channel": inputs.channel, "image_z_planes": inputs.z_planes,
+        "points_key": points_key, "gene_key": inputs.gene_key, "model": str(gsn_model.meta.get("name", "custom")),
         **inputs.pixel_size.to_params(),
         "working_pixel_size": spec.pixel_size,
         "labels_grid": labels_grid,
-        "rna_sigma_um": spec.rna_sigma_um,
-        "rna_norm": spec.rna_norm,
-        "rna_mode": spec.rna_mode,
+        "rna_sigma_um": spec.rna_sigma_um, "rna_norm": spec.rna_norm, "rna_mode": spec.rna_mode,
         "rna_method": spec.rna_method,
         "intensity_range": list(intensity_range),
-        "tile_size": tile_size,
-        "tile_overlap": tile_overlap,
-        "block_size": block_size,
-        "block_halo": block_halo,
+        "tile_size": tile_size, "tile_overlap": tile_overlap, "block_size": block_size, "block_halo": block_halo,
         "confidence_threshold": confidence_threshold,
         "centre_threshold": centre_threshold,
         "min_area": min_area,
         "rna_normalisation": rna_normalisation,
+        "control_genes": [g for g, c in zip(points.gene_names, control, strict=True) if c],
         **vote_geometry,
         "device": str(torch_device),
         "precision": "int8" if int8 else str(autocast).replace("torch.", "") if autocast else "float32",
         "compiled": bool(settings.compile),
         "assignment_key": assignment_key_added,
         **assignment_params(assignment),
-    }
+    }  # fmt: skip
     run_dir, resumed, lock = _slide.open_tool_run(
-        "segment",
-        sdata,
-        shape=shape,
-        n_partitions=points.n_partitions,
+        "segment", sdata, shape=shape, n_partitions=points.n_partitions,
         # The device does not change the result, so a run may resume on another one.
         params={"model_digest": network_digest(gsn_model.network)} | {k: v for k, v in params.items() if k != "device"},
         recover=recover,
-    )
+    )  # fmt: skip
     with lock:  # released however the run ends; the work directory stays on failure
         work = WorkDir(run_dir, grid, points.n_partitions)
         if not resumed:
@@ -317,7 +319,7 @@ def segment(
                   "min_area": min_area}  # fmt: skip
         check_binned = _slide.binned_check(
             work, spec, shape, params, points_key=points_key, image_key=image_key, decode=decode, model=gsn_model,
-            rna_normalisation=rna_normalisation,
+            rna_normalisation=rna_normalisation, map_genes=map_genes,
         )  # fmt: skip
 
         _, edges = segment_slide(
@@ -336,6 +338,7 @@ def segment(
                 autocast_dtype=autocast,
                 reuse_memory=settings.reuse_memory,
                 decode=decode,
+                map_genes=map_genes,
             ),
             client=client,
             # A GPU stays in this process, batched; only CPU inference is spread over the cluster.
@@ -350,7 +353,7 @@ def segment(
                 work,
                 labels=ZarrWindows(work.path / "labels.zarr"),
                 cell_ids=cell_ids,
-                counts=counts,
+                counts=counts if map_genes is None else counts.multiply(map_genes).tocsr(),  # controls: no profile
                 bucket_edges=edges,
                 radius=Defaults.REASSIGN_RADIUS_UM / spec.pixel_size,
                 length=Defaults.REASSIGN_LENGTH_UM / spec.pixel_size,
@@ -365,12 +368,8 @@ def segment(
             work, image_el, in_memory=in_memory, zoom=zoom, image_grid=labels_grid == "image"
         )
         params["boundary_tolerance_px"] = boundary_tolerance
-        run = {
-            "labels": labels_key_added,
-            "table": table_key_added,
-            "boundaries": keys.boundaries,
-            "assignment": assignment_key_added,
-        }
+        run = {"labels": labels_key_added, "table": table_key_added, "boundaries": keys.boundaries,
+               "assignment": assignment_key_added}  # fmt: skip
         table = build_table(
             cell_ids,
             area * to_labels**2,
@@ -382,6 +381,7 @@ def segment(
             area_um2=area * spec.pixel_size**2,
             labels_element=labels_el,
             keys=run,
+            control=control,
         )
         elements = {
             labels_key_added: labels_el,
@@ -393,8 +393,4 @@ def segment(
         }
         sopa_attrs = {"boundaries": keys.boundaries, "transcripts": points_key, "image": image_key}
         _slide.store_run(sdata, work, elements, outputs, run=run, overwrite=overwrite, sopa_attrs=sopa_attrs)
-    logger.info(
-        "gsn.tl.segment: %d cells, %d transcripts assigned",
-        table.n_obs,
-        int(table.X.sum()),
-    )
+    logger.info("gsn.tl.segment: %d cells, %d transcripts counted", table.n_obs, int(table.X.sum()))

@@ -318,6 +318,7 @@ def binned_check(
     decode: dict[str, Any],
     model: GeneSegModel,
     rna_normalisation: str = Defaults.RNA_NORMALISATION,
+    map_genes: np.ndarray | None = None,
 ) -> Any:
     """What runs once the transcripts are binned: clear errors for none inside the image, and the RNA map's level.
 
@@ -326,7 +327,8 @@ def binned_check(
     tissue's transcript density where ``decode`` has none yet
     (:meth:`~gsn_spatial.models.GeneSegModel.decode_options`). With
     ``rna_normalisation="local"`` both then follow the local density
-    (:mod:`~gsn_spatial.core.rna.local`; its reference from the same sample).
+    (:mod:`~gsn_spatial.core.rna.local`; its reference from the same sample). ``map_genes`` (one flag
+    per gene code) names the genes whose transcripts make the RNA map, and so its level.
     """
 
     def check_binned(lengths: list[int], inside: int) -> dict[str, Any]:
@@ -340,7 +342,7 @@ def binned_check(
         if inside < 0.5 * sum(lengths):
             share = 100 * inside / sum(lengths)
             logger.warning("Only %.0f%% of the transcripts of %r fall inside the image.", share, points_key)
-        sample = sample_transcripts(work)
+        sample = sample_transcripts(work, genes=map_genes)
         sigma, level, per_um2 = rna_map_settings(
             sample,
             shape,

@@ -26,6 +26,7 @@ def build_table(
     area_um2: np.ndarray | None = None,
     labels_element: Any = None,
     keys: dict[str, str] | None = None,
+    control: np.ndarray | None = None,
 ) -> ad.AnnData:
     """Cell x gene AnnData annotating ``region``: one row per cell id (sorted, ids present in the labels).
 
@@ -34,8 +35,14 @@ def build_table(
     [r, r + 1)``). ``obsm["spatial_pixels"]`` holds them as ``(x, y)``;
     ``obsm["spatial"]`` and ``obs["area"]`` are in the global coordinate
     system of ``labels_element`` (see :func:`gsn_spatial._sdata.global_frame`),
-    or in pixels when no element is given.
+    or in pixels when no element is given. Genes flagged in ``control`` (control
+    probes) are left out of ``X`` and counted in ``obs["n_control_transcripts"]``.
     """
+    n_control = None
+    if control is not None and control.any():
+        n_control = np.asarray(counts[:, control].sum(axis=1)).ravel().astype(np.int64)
+        counts = counts[:, ~control].tocsr()
+        gene_names = [g for g, c in zip(gene_names, control, strict=True) if not c]
     total = np.asarray(counts.sum(axis=1)).ravel().astype(np.int64)
     xy_pixels = np.asarray(centroid_yx, dtype=float).reshape(-1, 2)[:, ::-1].copy()
     area_pixels = np.asarray(area, dtype=float)
@@ -55,6 +62,7 @@ def build_table(
             Keys.CELL_ID: cell_ids.astype(np.int64),
             Keys.REGION: pd.Categorical([region] * len(cell_ids), categories=[region]),
             "n_transcripts": total,
+            **({"n_control_transcripts": n_control} if n_control is not None else {}),
             "area": area_global,
             "area_pixels": np.rint(area_pixels).astype(np.int64),
             **({"area_um2": np.asarray(area_um2, dtype=float)} if area_um2 is not None else {}),

@@ -20,6 +20,7 @@ from gsn_spatial._settings import progress_bar, settings
 from gsn_spatial.core.network.device import resolve_device
 from gsn_spatial.core.network.quantize import calibrate_int8, calibration_windows, int8_available
 from gsn_spatial.core.network.unet import fold_batch_norms
+from gsn_spatial.core.rna.controls import control_gene_mask
 from gsn_spatial.core.rna.density import rna_density_window
 from gsn_spatial.core.rna.local import density_ratio_window
 from gsn_spatial.core.slide.blocks import WindowOptions, segment_array
@@ -27,7 +28,7 @@ from gsn_spatial.core.train.fit import FitOptions, LossWeights
 from gsn_spatial.core.train.recursive import RoundRecord, TrainingOptions, recursive_training, steps_per_pass
 from gsn_spatial.models import GeneSegModel
 from gsn_spatial.tl import _slide
-from gsn_spatial.tl._inputs import check_pixel_size, resolve_inputs, resolve_model
+from gsn_spatial.tl._inputs import check_control_genes, check_pixel_size, resolve_inputs, resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ def train(
     level_set_image: str = "rna",
     max_growth: float = 15.0,
     keep_missed: bool = True,
+    control_genes: str | None = Defaults.CONTROL_GENES,
     device: str | None = None,
     seed: int = 0,
     checkpoint_dir: str | Path | None = None,
@@ -160,6 +162,8 @@ def train(
     keep_missed
         Keep cells of the current labels that a round's prediction missed,
         so that the recursion cannot lose cells round after round.
+    control_genes
+        Control probes, left out of the RNA map as in :func:`~gsn_spatial.tl.segment`.
     device
         ``"auto"`` (CUDA when present, else CPU with bfloat16 autocast where
         the CPU supports it), ``"cpu"`` or ``"cuda"``; default
@@ -219,6 +223,7 @@ def train(
     if checkpoint_every is not None and (not isinstance(checkpoint_every, int) or checkpoint_every < 1):
         raise ValueError(f"`checkpoint_every` must be a positive integer, got {checkpoint_every!r}.")
     check_pixel_size(pixel_size)
+    check_control_genes(control_genes)
     options = TrainingOptions(  # validates the rounds' settings before any input is read
         max_rounds=max_rounds,
         iou_stop=iou_stop,
@@ -263,9 +268,10 @@ def train(
         weights=loss_weights,
     )
     options = dataclasses.replace(options, fit=fit_options)
-    rna_sigma, rna_level, per_um2 = inputs.rna_settings(spec)
-    # The RNA map's level follows the local density as segment's default does (one inference path).
-    xy = inputs.points.xy_pixels
+    # The RNA map (control probes left out) and its level follow the local density as segment's do.
+    control = control_gene_mask(inputs.points.gene_names, control_genes)
+    xy = inputs.points.xy_pixels[~control[inputs.points.gene_codes]]
+    rna_sigma, rna_level, per_um2 = inputs.rna_settings(spec, xy)
     local = _slide.local_density(spec, rna_sigma, rna_level, xy, inputs.shape)
     level = rna_level if local is None else rna_level * density_ratio_window(xy, inputs.shape, local)
     rna = rna_density_window(
@@ -293,6 +299,7 @@ def train(
         **inputs.pixel_size.to_params(),
         "working_pixel_size": spec.pixel_size,
         "rna_level": rna_level,
+        "control_genes": [g for g, c in zip(inputs.points.gene_names, control, strict=True) if c],
         "rna_local": {} if local is None else _slide.local_density_params(local, spec),
         "transcripts_per_um2": per_um2,
         "start_model": str(start.meta.get("name", "custom")),

@@ -163,6 +163,8 @@ class WindowOptions:
     ``rna_local`` each pixel's level, and with ``confidence_by_density``
     (the model's table and the slide's transcripts per um^2) its confidence
     threshold, follow the local transcript density (:mod:`~gsn_spatial.core.rna.local`);
+    ``map_genes`` (one flag per gene code; all when ``None``) says which
+    transcripts enter the RNA map (not the control probes);
     ``tile_size=None`` runs the network on the whole window at once;
     ``decode`` holds :func:`~gsn_spatial.core.decode.cells.decode_cells`'s
     keyword arguments; ``reuse_memory`` is
@@ -175,6 +177,7 @@ class WindowOptions:
     rna_level: float = 1.0
     rna_local: LocalDensity | None = None
     confidence_by_density: tuple[tuple[tuple[float, float], ...], float] | None = None
+    map_genes: np.ndarray | None = None
     tile_size: int | None = 256
     overlap: int = 32
     batch_size: int = 8

@@ -86,6 +86,8 @@ def segment_block(
     g = work.grid
     window = g.window(block)
     near = np.concatenate([work.points.read(k0, k1) for k0, k1 in g.neighbourhood_key_ranges(block)])
+    if options.map_genes is not None:
+        near = near[options.map_genes[near["gene"]]]
     xy = np.stack([near["x"], near["y"]], axis=1)
     local, n = segment_window(image(*window), xy, window, g.core(block), network, options)
     work.array("windows")[block, : local.shape[0], : local.shape[1]] = local
@@ -156,12 +158,13 @@ def assign_block(
     counts_runs.write(run, buckets, counts)
 
 
-def sample_transcripts(work: WorkDir, *, max_blocks: int = 16) -> np.ndarray:
+def sample_transcripts(work: WorkDir, *, max_blocks: int = 16, genes: np.ndarray | None = None) -> np.ndarray:
     """``(n, 2)`` pixel positions of the transcripts in up to ``max_blocks`` cores, spread over the slide.
 
     The cores are chosen evenly, in block order, among those that hold
     transcripts (known from the binned runs without reading them), so a slide
-    with large empty areas is still sampled where its tissue is.
+    with large empty areas is still sampled where its tissue is. ``genes``
+    (one flag per gene code) keeps only those genes' transcripts.
     """
     g = work.grid
     counts = work.points.key_counts()
@@ -171,6 +174,8 @@ def sample_transcripts(work: WorkDir, *, max_blocks: int = 16) -> np.ndarray:
         return np.zeros((0, 2))
     chosen = occupied[np.unique(np.linspace(0, len(occupied) - 1, min(max_blocks, len(occupied))).round().astype(int))]
     rec = np.concatenate([work.points.read(int(k)) for k in chosen])
+    if genes is not None:
+        rec = rec[genes[rec["gene"]]]
     return np.stack([rec["x"], rec["y"]], axis=1)
 
 
