@@ -366,6 +366,26 @@ def test_control_probes_draw_no_cells_and_are_not_genes_of_the_table(tissue, mod
     assert not np.array_equal(np.asarray(tissue.labels["gsn_labels"].data), ref_labels)
 
 
+def test_assign_transcripts_counts_control_probes_apart(tissue):
+    from spatialdata.models import PointsModel
+
+    gsn.tl.assign_transcripts(tissue, labels_key="cells", assignment="expression", pixel_size=0.5)
+    ref = tissue.tables["cells_table"].to_df()
+    pts = tissue["transcripts"].compute()[["x", "y", "gene"]].reset_index(drop=True)
+    extra = pts.sample(len(pts) // 10, random_state=1).assign(gene="NegPrb7")  # where the RNA is
+    both = pd.concat([pts.assign(gene=pts["gene"].astype(str)), extra], ignore_index=True)
+    both["gene"] = both["gene"].astype("category")
+    tf = get_transformation(tissue["transcripts"], get_all=True)
+    del tissue["transcripts"]
+    tissue["with_controls"] = PointsModel.parse(both, coordinates={"x": "x", "y": "y"}, transformations=tf)
+    gsn.tl.assign_transcripts(tissue, labels_key="cells", assignment="expression", pixel_size=0.5, overwrite=True)
+    table = tissue.tables["cells_table"]
+    pd.testing.assert_frame_equal(table.to_df()[ref.columns], ref, check_dtype=False)
+    assert "NegPrb7" not in table.var_names
+    cells = tissue.points["cells_transcripts"]["cell_id"].compute().to_numpy()
+    assert table.obs["n_control_transcripts"].sum() == (cells[len(pts) :] > 0).sum() > 0
+
+
 def test_element_roles_in_attrs_choose_among_several(tissue, model):
     # Two images and two points elements, as a Xenium object can have (morphology_focus and _mip); sopa's
     # readers name the ones to segment in sdata.attrs.

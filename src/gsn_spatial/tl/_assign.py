@@ -9,12 +9,13 @@ from spatialdata import SpatialData
 from gsn_spatial import _sdata
 from gsn_spatial._constants import Defaults, run_keys
 from gsn_spatial._settings import progress_bar
+from gsn_spatial.core.rna.controls import control_gene_mask
 from gsn_spatial.core.slide.blocks import BlockGrid
 from gsn_spatial.core.slide.runner import active_client
 from gsn_spatial.core.slide.steps import assign_slide, cell_table_arrays, count_matrix_from_runs, reassign_slide
 from gsn_spatial.core.slide.workdir import WorkDir
 from gsn_spatial.tl import _slide
-from gsn_spatial.tl._inputs import assignment_params, check_assignment, check_pixel_size
+from gsn_spatial.tl._inputs import assignment_params, check_assignment, check_control_genes, check_pixel_size
 from gsn_spatial.tl._table import build_table
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ def assign_transcripts(
     boundaries: bool = True,
     assignment: str = "mask",
     pixel_size: float | None = None,
+    control_genes: str | None = Defaults.CONTROL_GENES,
     block_size: int = 2048,
     recover: bool = False,
     overwrite: bool = False,
@@ -73,6 +75,9 @@ def assign_transcripts(
         Microns per pixel of the labels, for ``assignment="expression"``
         (its 2 um reach); default: from the labels' transformation to a
         micron coordinate system.
+    control_genes
+        Control probes (gene names matched at their start, case-insensitive): counted in
+        ``obs["n_control_transcripts"]``, not as genes, as in :func:`gsn_spatial.tl.segment`.
     block_size
         Side of the label blocks read at a time, in pixels.
     recover
@@ -103,6 +108,7 @@ def assign_transcripts(
         raise ValueError(f"`block_size` must be positive, got {block_size}.")
     check_assignment(assignment)
     check_pixel_size(pixel_size)
+    check_control_genes(control_genes)
     labels_key = _sdata.resolve_key(sdata, "labels", labels_key, parameter="labels_key")
     points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")
     keys = run_keys(labels_key)
@@ -129,11 +135,13 @@ def assign_transcripts(
         points_el, gene_key, _sdata.points_to_pixels(sdata, points_key, labels_key), points_key=points_key
     )
     shape = (int(labels.shape[0]), int(labels.shape[1]))
+    control = control_gene_mask(points.gene_names, control_genes)
     params = {
         "labels_key": labels_key,
         "points_key": points_key,
         "gene_key": gene_key,
         "block_size": block_size,
+        "control_genes": [g for g, c in zip(points.gene_names, control, strict=True) if c],
         **assignment_params(assignment),
     }
     if assignment == "expression":
@@ -154,7 +162,7 @@ def assign_transcripts(
                 work,
                 labels=_sdata.ArrayWindows(labels),
                 cell_ids=cell_ids,
-                counts=counts,
+                counts=counts if not control.any() else counts.multiply(~control).tocsr(),  # controls: no profile
                 bucket_edges=edges,
                 radius=Defaults.REASSIGN_RADIUS_UM / pixel_size,
                 length=Defaults.REASSIGN_LENGTH_UM / pixel_size,
@@ -175,6 +183,7 @@ def assign_transcripts(
             params=params,
             labels_element=labels_el,
             keys=run,
+            control=control,
         )
         elements = {
             table_key_added: table,
@@ -184,4 +193,4 @@ def assign_transcripts(
             elements[keys.boundaries] = _slide.boundaries_element(labels_el, cell_ids, centroids, tolerance=0.25)
         sopa_attrs = {"boundaries": keys.boundaries, "transcripts": points_key} if boundaries else {}
         _slide.store_run(sdata, work, elements, outputs, run=run, overwrite=overwrite, sopa_attrs=sopa_attrs)
-    logger.info("gsn.tl.assign_transcripts: %d cells, %d transcripts assigned", table.n_obs, int(counts.sum()))
+    logger.info("gsn.tl.assign_transcripts: %d cells, %d transcripts counted", table.n_obs, int(table.X.sum()))
