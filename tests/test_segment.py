@@ -251,6 +251,26 @@ def test_nucleus_channel_found_by_name(tissue, model, caplog):
         gsn.tl.segment(tissue, model=model, image_key="two_stains", overwrite=True)
 
 
+@pytest.mark.parametrize("names", [None, ["r", "g", "b"]])
+def test_rgb_composite_without_names_uses_its_blue_channel(tissue, model, caplog, names):
+    # CosMx's CellComposite is an RGB image with DAPI in blue; spatialdata-io names its channels 0, 1, 2.
+    from spatialdata.models import Image2DModel
+
+    img = tissue["dapi"]
+    gsn.tl.segment(tissue, model=model)
+    reference = np.asarray(tissue.labels["gsn_labels"].data)
+    plane = img.values
+    rgb = np.concatenate([np.full_like(plane, plane.max()), plane[:, ::-1], plane])  # the others are no nuclei
+    del tissue["dapi"]
+    tissue["composite"] = Image2DModel.parse(
+        rgb, dims=("c", "y", "x"), c_coords=names, transformations=get_transformation(img, get_all=True)
+    )
+    with caplog.at_level("WARNING", logger="gsn_spatial"):
+        gsn.tl.segment(tissue, model=model, overwrite=True)
+    assert "RGB composite" in caplog.text and "blue channel" in caplog.text
+    np.testing.assert_array_equal(np.asarray(tissue.labels["gsn_labels"].data), reference)
+
+
 def test_points_outside_image_raise(tissue, model):
     set_transformation(
         tissue.points["transcripts"],

@@ -26,7 +26,8 @@ def select_channel(image: xr.DataArray, channel: int | str | None, *, image_key:
 
     Without ``channel``: the only channel, or else the one channel whose name
     reads as a nucleus stain (``Keys.NUCLEUS_STAIN_PATTERN``: "DAPI",
-    "Hoechst", ...); a ValueError where there is none or several. A z-stack
+    "Hoechst", ...), or else the blue channel of an RGB composite (channels
+    ``0, 1, 2`` or ``r, g, b``; a warning); a ValueError otherwise. A z-stack
     is brought to its maximum projection along z, lazily (a nucleus is in
     focus in some plane, and a section is segmented in its plane, as its
     transcripts are); to segment one plane, pass an image of that plane.
@@ -43,6 +44,10 @@ def select_channel(image: xr.DataArray, channel: int | str | None, *, image_key:
     return plane
 
 
+#: Channel names of an RGB composite (lower case), whose blue channel is taken as the nucleus stain.
+RGB_NAMES = (["0", "1", "2"], ["r", "g", "b"], ["red", "green", "blue"])
+
+
 def _select_channel(image: xr.DataArray, channel: int | str | None, *, image_key: str) -> xr.DataArray:
     if "z" in image.dims:
         logger.info("Image %r is a z-stack of %d planes: using its maximum projection.", image_key, image.sizes["z"])
@@ -52,6 +57,14 @@ def _select_channel(image: xr.DataArray, channel: int | str | None, *, image_key
         if len(names) == 1:
             return image.isel(c=0)
         stains = [n for n in names if isinstance(n, str) and re.search(Keys.NUCLEUS_STAIN_PATTERN, n, re.IGNORECASE)]
+        if not stains and [str(n).lower() for n in names] in RGB_NAMES:
+            # Fluorescence composites show DAPI in blue (CosMx's CellComposite among them; spatialdata-io reads
+            # its channels as 0, 1, 2): a convention, so said as a warning.
+            logger.warning(
+                "Image %r is an RGB composite with no channel named as a nucleus stain: using its blue channel "
+                "%r, where composites show DAPI (pass `image_channel=` to choose another).", image_key, names[2],
+            )  # fmt: skip
+            return image.isel(c=2)
         if len(stains) != 1:
             raise ValueError(
                 f"Image {image_key!r} has {len(names)} channels {names}, "

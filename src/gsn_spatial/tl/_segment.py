@@ -105,8 +105,8 @@ def segment(
     image_channel
         Channel (name or index) of the nucleus stain. Default: the only
         channel, or the one channel named as a nucleus stain ("DAPI",
-        "Hoechst", ...; logged); a ValueError asks for it otherwise. A
-        z-stack ``(c, z, y, x)`` is used through its maximum projection along z.
+        "Hoechst", ...; logged), or the blue channel of an RGB composite with channels ``0, 1, 2`` or ``r, g, b``
+        (a warning); a ValueError asks for it otherwise. A z-stack is used through its maximum projection along z.
     model
         A :class:`~gsn_spatial.models.GeneSegModel`, a shipped model name or a
         model file; default: the shipped default model.
