@@ -386,6 +386,41 @@ def test_control_probes_draw_no_cells_and_are_not_genes_of_the_table(tissue, mod
     assert not np.array_equal(np.asarray(tissue.labels["gsn_labels"].data), ref_labels)
 
 
+def test_low_quality_calls_make_the_rna_map_but_count_apart(tissue, model):
+    # Xenium's qv: a call under 20 is a molecule whose gene may be wrong. It still draws its cell and is
+    # assigned, but 10x does not count it as its gene, and neither does the table.
+    from spatialdata.models import PointsModel
+
+    gsn.tl.segment(tissue, model=model, assignment="mask")
+    ref_labels = np.asarray(tissue.labels["gsn_labels"].data)
+    ref_cells = tissue.points["gsn_transcripts"]["cell_id"].compute().to_numpy()
+    pts = tissue["transcripts"].compute()[["x", "y", "gene"]].reset_index(drop=True)
+    pts["qv"] = np.where(np.random.default_rng(2).random(len(pts)) < 0.15, 12.5, 35.0)
+    tf = get_transformation(tissue["transcripts"], get_all=True)
+    del tissue["transcripts"]
+    tissue["xenium_like"] = PointsModel.parse(pts, coordinates={"x": "x", "y": "y"}, feature_key="gene",
+                                              transformations=tf)  # fmt: skip
+    gsn.tl.segment(tissue, model=model, assignment="mask", overwrite=True)
+    np.testing.assert_array_equal(np.asarray(tissue.labels["gsn_labels"].data), ref_labels)
+    out = tissue.points["gsn_transcripts"].compute()
+    np.testing.assert_array_equal(out["cell_id"].to_numpy(), ref_cells)  # every call is assigned
+    assert np.array_equal(out["qv"].to_numpy(), pts["qv"].to_numpy())
+    table = tissue.tables["gsn_table"]
+    good = (pts["qv"] >= 20).to_numpy() & (ref_cells > 0)
+    expected = pd.crosstab(ref_cells[good], pts["gene"].to_numpy()[good])
+    got = table.to_df().set_axis(table.obs["cell_id"].to_numpy())
+    pd.testing.assert_frame_equal(
+        got.loc[expected.index, expected.columns], expected, check_dtype=False, check_names=False
+    )
+    assert table.X.sum() == good.sum() and list(table.var_names) == list(pts["gene"].cat.categories)
+    low = (pts["qv"] < 20).to_numpy() & (ref_cells > 0)
+    assert table.obs["n_low_quality_transcripts"].sum() == low.sum() > 0
+    assert table.uns["gsn"]["params"]["min_qv"] == 20
+    gsn.tl.segment(tissue, model=model, assignment="mask", min_qv=None, overwrite=True)
+    table = tissue.tables["gsn_table"]
+    assert "n_low_quality_transcripts" not in table.obs and table.X.sum() == (ref_cells > 0).sum()
+
+
 def test_assign_transcripts_counts_control_probes_apart(tissue):
     from spatialdata.models import PointsModel
 

@@ -30,6 +30,8 @@ class Keys:
     # Column names taken as the gene of each transcript when the points declare no `feature_key` (exact match,
     # case-insensitive): the vendors' tables (Xenium feature_name, CosMx target, MERSCOPE gene) and common spellings.
     GENE_COLUMN_NAMES = ("gene", "genes", "gene_name", "feature_name", "target", "feature")
+    # Phred-scaled quality of each transcript's gene call (Xenium's transcripts table; spatialdata-io keeps it).
+    QV_COLUMN = "qv"
 
 
 class Defaults:
@@ -64,6 +66,10 @@ class Defaults:
     # NegControlProbe_ / NegControlCodeword_ / UnassignedCodeword_ / DeprecatedCodeword_ / BLANK_ / Intergenic_Region_
     # / antisense_, CosMx's NegPrb / SystemControl / FalseCode, MERSCOPE's Blank-. Left out of the RNA map and of the
     # table's genes (counted in obs["n_control_transcripts"]), as sopa and proseg leave them out of their counts.
+    # Transcripts whose gene call is below this quality (Keys.QV_COLUMN, where the points have it) still make the RNA
+    # map (a molecule is there) and are assigned, but count in obs["n_low_quality_transcripts"], not as their gene:
+    # 10x counts only qv >= 20 in its cell-feature matrix (a 1 % chance that the gene is wrong).
+    MIN_QV = 20.0
     CONTROL_GENES = (
         r"negcontrol|negprb|unassignedcodeword|deprecatedcodeword|blank[_-]|intergenic|antisense|systemcontrol"
         r"|falsecode"

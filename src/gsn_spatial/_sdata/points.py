@@ -10,6 +10,11 @@ import numpy as np
 import pandas as pd
 from spatialdata.models import PointsModel
 
+from gsn_spatial._constants import Keys
+
+#: Gene name of the transcripts whose gene call is below the quality threshold (never a gene of a table).
+LOW_QV_NAME = "<low quality>"
+
 
 @dataclass
 class PointsInPixels:
@@ -71,10 +76,16 @@ class PointsPartitions:
     ``dask.distributed`` workers can read their own partitions.
     """
 
-    def __init__(self, points: dd.DataFrame, gene_key: str, to_pixels: np.ndarray, *, points_key: str):
+    def __init__(
+        self, points: dd.DataFrame, gene_key: str, to_pixels: np.ndarray, *, points_key: str,
+        min_qv: float | None = None,
+    ):  # fmt: skip
         self.categories = gene_categories(points, gene_key, points_key=points_key)  # one pass where not known
-        # z (3-D points) travels to the per-transcript output, though segmentation reads only x and y.
-        self.frame = points[["x", "y", *(["z"] if "z" in points.columns else []), gene_key]]
+        # Transcripts under `min_qv` (where the points have a qv column) get the code `low_qv_code`, one past the genes.
+        self.min_qv = float(min_qv) if min_qv is not None and Keys.QV_COLUMN in points.columns else None
+        qv = [Keys.QV_COLUMN] if self.min_qv is not None else []
+        # z (3-D points) and qv travel to the per-transcript output, though segmentation reads only x and y.
+        self.frame = points[["x", "y", *(["z"] if "z" in points.columns else []), gene_key, *qv]]
         self.gene_key = gene_key
         self.points_key = points_key
         self.to_pixels = np.asarray(to_pixels, dtype=float)
@@ -96,8 +107,14 @@ class PointsPartitions:
         return self._tasks
 
     @property
+    def low_qv_code(self) -> int | None:
+        """The gene code of the transcripts under ``min_qv`` (``None`` when none is set or the points have no qv)."""
+        return len(self.categories) if self.min_qv is not None else None
+
+    @property
     def gene_names(self) -> list[str]:
-        return [str(c) for c in self.categories]
+        """One name per gene code (``LOW_QV_NAME`` last where ``low_qv_code`` is set)."""
+        return [str(c) for c in self.categories] + ([LOW_QV_NAME] if self.min_qv is not None else [])
 
     def partition(self, partition: int) -> pd.DataFrame:
         """Partition ``partition`` of the points' ``x``, ``y`` (``z``) and gene columns (genes with known categories).
@@ -116,6 +133,8 @@ class PointsPartitions:
         if not np.isfinite(xy).all():
             raise ValueError(f"Points {self.points_key!r} have NaN or infinite coordinates; drop those rows first.")
         codes = part[self.gene_key].cat.codes.to_numpy().astype(np.int32)
+        if self.min_qv is not None:
+            codes[part[Keys.QV_COLUMN].to_numpy(dtype=float) < self.min_qv] = self.low_qv_code
         return xy @ self.to_pixels[:2, :2].T + self.to_pixels[:2, 2], codes
 
 

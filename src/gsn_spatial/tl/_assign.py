@@ -9,13 +9,13 @@ from spatialdata import SpatialData
 from gsn_spatial import _sdata
 from gsn_spatial._constants import Defaults, run_keys
 from gsn_spatial._settings import progress_bar
-from gsn_spatial.core.rna.controls import control_gene_mask
 from gsn_spatial.core.slide.blocks import BlockGrid
 from gsn_spatial.core.slide.runner import active_client
 from gsn_spatial.core.slide.steps import assign_slide, cell_table_arrays, count_matrix_from_runs, reassign_slide
 from gsn_spatial.core.slide.workdir import WorkDir
 from gsn_spatial.tl import _slide
-from gsn_spatial.tl._inputs import assignment_params, check_assignment, check_control_genes, check_pixel_size
+from gsn_spatial.tl._genes import check_gene_options, gene_roles
+from gsn_spatial.tl._inputs import assignment_params, check_assignment, check_pixel_size
 from gsn_spatial.tl._table import build_table
 
 logger = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ def assign_transcripts(
     assignment: str = "mask",
     pixel_size: float | None = None,
     control_genes: str | None = Defaults.CONTROL_GENES,
+    min_qv: float | None = Defaults.MIN_QV,
     block_size: int = 2048,
     recover: bool = False,
     overwrite: bool = False,
@@ -78,6 +79,9 @@ def assign_transcripts(
     control_genes
         Control probes (gene names matched at their start, case-insensitive): counted in
         ``obs["n_control_transcripts"]``, not as genes, as in :func:`gsn_spatial.tl.segment`.
+    min_qv
+        Transcripts whose gene call (``qv`` column) is of lower quality count in
+        ``obs["n_low_quality_transcripts"]``, not as their gene, as in :func:`gsn_spatial.tl.segment`.
     block_size
         Side of the label blocks read at a time, in pixels.
     recover
@@ -108,7 +112,7 @@ def assign_transcripts(
         raise ValueError(f"`block_size` must be positive, got {block_size}.")
     check_assignment(assignment)
     check_pixel_size(pixel_size)
-    check_control_genes(control_genes)
+    check_gene_options(control_genes, min_qv)
     labels_key = _sdata.resolve_key(sdata, "labels", labels_key, parameter="labels_key")
     points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")
     keys = run_keys(labels_key)
@@ -132,16 +136,17 @@ def assign_transcripts(
     points_el = sdata.points[points_key]
     gene_key = _sdata.resolve_gene_key(points_el, gene_key, points_key=points_key)
     points = _sdata.PointsPartitions(
-        points_el, gene_key, _sdata.points_to_pixels(sdata, points_key, labels_key), points_key=points_key
-    )
+        points_el, gene_key, _sdata.points_to_pixels(sdata, points_key, labels_key), points_key=points_key,
+        min_qv=min_qv,
+    )  # fmt: skip
     shape = (int(labels.shape[0]), int(labels.shape[1]))
-    control = control_gene_mask(points.gene_names, control_genes)
+    roles = gene_roles(points, control_genes)
     params = {
         "labels_key": labels_key,
         "points_key": points_key,
         "gene_key": gene_key,
         "block_size": block_size,
-        "control_genes": [g for g, c in zip(points.gene_names, control, strict=True) if c],
+        **roles.params,
         **assignment_params(assignment),
     }
     if assignment == "expression":
@@ -162,7 +167,7 @@ def assign_transcripts(
                 work,
                 labels=_sdata.ArrayWindows(labels),
                 cell_ids=cell_ids,
-                counts=counts if not control.any() else counts.multiply(~control).tocsr(),  # controls: no profile
+                counts=roles.profile_counts(counts),
                 bucket_edges=edges,
                 radius=Defaults.REASSIGN_RADIUS_UM / pixel_size,
                 length=Defaults.REASSIGN_LENGTH_UM / pixel_size,
@@ -183,7 +188,7 @@ def assign_transcripts(
             params=params,
             labels_element=labels_el,
             keys=run,
-            control=control,
+            apart=roles.apart,
         )
         elements = {
             table_key_added: table,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,10 +67,10 @@ class ResolvedInputs:
     points_to_working: np.ndarray  # 3 x 3 affine from the points' coordinates to the working grid
     z_planes: int = 1  # planes of a z-stack image, read through their maximum projection (1: a 2-D image)
 
-    def point_partitions(self) -> _sdata.PointsPartitions:
+    def point_partitions(self, min_qv: float | None = None) -> _sdata.PointsPartitions:
         """The transcripts on the working grid, read partition by partition (whole slides)."""
         return _sdata.PointsPartitions(
-            self.points_element, self.gene_key, self.points_to_working, points_key=self.points_key
+            self.points_element, self.gene_key, self.points_to_working, points_key=self.points_key, min_qv=min_qv
         )
 
     @property
@@ -216,18 +215,6 @@ ASSIGNMENTS = ("expression", "mask")
 def check_assignment(assignment: str) -> None:
     if assignment not in ASSIGNMENTS:
         raise ValueError(f"`assignment` must be one of {ASSIGNMENTS}, got {assignment!r}.")
-
-
-def check_control_genes(pattern: str | None) -> None:
-    """``control_genes`` is None or a valid regular expression."""
-    if pattern is None:
-        return
-    if not isinstance(pattern, str):
-        raise TypeError(f"`control_genes` must be a regular expression (str) or None, got {type(pattern).__name__}.")
-    try:
-        re.compile(pattern)
-    except re.error as err:
-        raise ValueError(f"`control_genes`={pattern!r} is not a regular expression: {err}.") from None
 
 
 def assignment_params(assignment: str) -> dict[str, Any]:

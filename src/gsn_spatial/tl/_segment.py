@@ -11,7 +11,6 @@ from gsn_spatial import _sdata
 from gsn_spatial._constants import Defaults, Keys, run_keys
 from gsn_spatial._settings import progress_bar, settings
 from gsn_spatial.core.network.device import resolve_device
-from gsn_spatial.core.rna.controls import control_gene_mask
 from gsn_spatial.core.slide.blocks import BlockGrid, WindowOptions, check_block_geometry
 from gsn_spatial.core.slide.runner import active_client
 from gsn_spatial.core.slide.steps import (
@@ -23,10 +22,10 @@ from gsn_spatial.core.slide.steps import (
 from gsn_spatial.core.slide.workdir import WorkDir, ZarrWindows
 from gsn_spatial.models import GeneSegModel
 from gsn_spatial.tl import _slide
+from gsn_spatial.tl._genes import check_gene_options, gene_roles
 from gsn_spatial.tl._inputs import (
     assignment_params,
     check_assignment,
-    check_control_genes,
     check_outputs,
     check_pixel_size,
     check_tiling,
@@ -67,6 +66,7 @@ def segment(
     min_area: int = Defaults.MIN_AREA,
     rna_normalisation: str = Defaults.RNA_NORMALISATION,
     control_genes: str | None = Defaults.CONTROL_GENES,
+    min_qv: float | None = Defaults.MIN_QV,
     device: str | None = None,
     recover: bool = False,
     overwrite: bool = False,
@@ -179,6 +179,10 @@ def segment(
         (default: the vendors' negative probes and blank or unassigned codewords, ``Defaults.CONTROL_GENES``).
         Their transcripts are assigned to cells but neither make the RNA map nor count as genes of the table
         (``obs["n_control_transcripts"]``; ``params["control_genes"]`` lists them). ``None``: no control probes.
+    min_qv
+        Where the points have a ``qv`` column (Xenium), transcripts whose gene call is of lower quality make the
+        RNA map and are assigned, but count in ``obs["n_low_quality_transcripts"]``, not as their gene (as 10x's
+        counts). ``None``: every call counts.
     device
         ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; default
         ``gsn.settings.device`` (``"auto"``). A device that is not present
@@ -242,7 +246,7 @@ def segment(
     check_pixel_size(pixel_size)
     check_outputs(labels_grid, table_annotates, boundary_tolerance)
     check_assignment(assignment)
-    check_control_genes(control_genes)
+    check_gene_options(control_genes, min_qv)
     keys = run_keys(labels_key_added)
     table_key_added = table_key_added or keys.table
     gsn_model = resolve_model(model)
@@ -267,11 +271,8 @@ def segment(
         spec=spec, pixel_size=pixel_size, read_points=False,
     )  # fmt: skip
     image_el, points_el, pixels, zoom = inputs.image_element, inputs.points_element, inputs.pixels, inputs.zoom
-    points, intensity_range, shape = inputs.point_partitions(), inputs.intensity_range, inputs.shape
-    control = control_gene_mask(points.gene_names, control_genes)
-    if control.all():
-        raise ValueError(f"`control_genes`={control_genes!r} matches every gene of {points_key!r}; pass None.")
-    map_genes = ~control if control.any() else None  # the genes that make the RNA map
+    points, intensity_range, shape = inputs.point_partitions(min_qv), inputs.intensity_range, inputs.shape
+    roles = gene_roles(points, control_genes)
     grid = BlockGrid(shape, block_size, block_halo)
 
     params = {
@@ -288,7 +289,7 @@ def segment(
         "centre_threshold": centre_threshold,
         "min_area": min_area,
         "rna_normalisation": rna_normalisation,
-        "control_genes": [g for g, c in zip(points.gene_names, control, strict=True) if c],
+        **roles.params,
         **vote_geometry,
         "device": str(torch_device),
         "precision": "int8" if int8 else str(autocast).replace("torch.", "") if autocast else "float32",
@@ -319,7 +320,7 @@ def segment(
                   "min_area": min_area}  # fmt: skip
         check_binned = _slide.binned_check(
             work, spec, shape, params, points_key=points_key, image_key=image_key, decode=decode, model=gsn_model,
-            rna_normalisation=rna_normalisation, map_genes=map_genes,
+            rna_normalisation=rna_normalisation, map_genes=roles.map_genes,
         )  # fmt: skip
 
         _, edges = segment_slide(
@@ -338,7 +339,7 @@ def segment(
                 autocast_dtype=autocast,
                 reuse_memory=settings.reuse_memory,
                 decode=decode,
-                map_genes=map_genes,
+                map_genes=roles.map_genes,
             ),
             client=client,
             # A GPU stays in this process, batched; only CPU inference is spread over the cluster.
@@ -353,7 +354,7 @@ def segment(
                 work,
                 labels=ZarrWindows(work.path / "labels.zarr"),
                 cell_ids=cell_ids,
-                counts=counts if map_genes is None else counts.multiply(map_genes).tocsr(),  # controls: no profile
+                counts=roles.profile_counts(counts),
                 bucket_edges=edges,
                 radius=Defaults.REASSIGN_RADIUS_UM / spec.pixel_size,
                 length=Defaults.REASSIGN_LENGTH_UM / spec.pixel_size,
@@ -381,7 +382,7 @@ def segment(
             area_um2=area * spec.pixel_size**2,
             labels_element=labels_el,
             keys=run,
-            control=control,
+            apart=roles.apart,
         )
         elements = {
             labels_key_added: labels_el,

@@ -26,7 +26,7 @@ def build_table(
     area_um2: np.ndarray | None = None,
     labels_element: Any = None,
     keys: dict[str, str] | None = None,
-    control: np.ndarray | None = None,
+    apart: dict[str, np.ndarray] | None = None,
 ) -> ad.AnnData:
     """Cell x gene AnnData annotating ``region``: one row per cell id (sorted, ids present in the labels).
 
@@ -35,14 +35,16 @@ def build_table(
     [r, r + 1)``). ``obsm["spatial_pixels"]`` holds them as ``(x, y)``;
     ``obsm["spatial"]`` and ``obs["area"]`` are in the global coordinate
     system of ``labels_element`` (see :func:`gsn_spatial._sdata.global_frame`),
-    or in pixels when no element is given. Genes flagged in ``control`` (control
-    probes) are left out of ``X`` and counted in ``obs["n_control_transcripts"]``.
+    or in pixels when no element is given. ``apart`` maps ``obs`` columns to
+    the genes counted there instead of in ``X`` (control probes, low-quality calls).
     """
-    n_control = None
-    if control is not None and control.any():
-        n_control = np.asarray(counts[:, control].sum(axis=1)).ravel().astype(np.int64)
-        counts = counts[:, ~control].tocsr()
-        gene_names = [g for g, c in zip(gene_names, control, strict=True) if not c]
+    counted_apart = {
+        col: np.asarray(counts[:, m].sum(axis=1)).ravel().astype(np.int64) for col, m in (apart or {}).items()
+    }
+    if apart:
+        keep = ~np.logical_or.reduce(list(apart.values()))
+        counts = counts[:, keep].tocsr()
+        gene_names = [g for g, k in zip(gene_names, keep, strict=True) if k]
     total = np.asarray(counts.sum(axis=1)).ravel().astype(np.int64)
     xy_pixels = np.asarray(centroid_yx, dtype=float).reshape(-1, 2)[:, ::-1].copy()
     area_pixels = np.asarray(area, dtype=float)
@@ -62,7 +64,7 @@ def build_table(
             Keys.CELL_ID: cell_ids.astype(np.int64),
             Keys.REGION: pd.Categorical([region] * len(cell_ids), categories=[region]),
             "n_transcripts": total,
-            **({"n_control_transcripts": n_control} if n_control is not None else {}),
+            **counted_apart,
             "area": area_global,
             "area_pixels": np.rint(area_pixels).astype(np.int64),
             **({"area_um2": np.asarray(area_um2, dtype=float)} if area_um2 is not None else {}),

@@ -28,7 +28,8 @@ from gsn_spatial.core.train.fit import FitOptions, LossWeights
 from gsn_spatial.core.train.recursive import RoundRecord, TrainingOptions, recursive_training, steps_per_pass
 from gsn_spatial.models import GeneSegModel
 from gsn_spatial.tl import _slide
-from gsn_spatial.tl._inputs import check_control_genes, check_pixel_size, resolve_inputs, resolve_model
+from gsn_spatial.tl._genes import check_gene_options
+from gsn_spatial.tl._inputs import check_pixel_size, resolve_inputs, resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -223,7 +224,7 @@ def train(
     if checkpoint_every is not None and (not isinstance(checkpoint_every, int) or checkpoint_every < 1):
         raise ValueError(f"`checkpoint_every` must be a positive integer, got {checkpoint_every!r}.")
     check_pixel_size(pixel_size)
-    check_control_genes(control_genes)
+    check_gene_options(control_genes)
     options = TrainingOptions(  # validates the rounds' settings before any input is read
         max_rounds=max_rounds,
         iou_stop=iou_stop,
