@@ -15,6 +15,8 @@ from gsn_spatial.core.image.size import (
     _CALIBRATION,
     _NO_NUCLEI,
     _SMOOTH_SIGMA,
+    MIN_NUCLEUS_PX,
+    SPECK_AREA,
     _robust_diameters,
     _smoothing_for,
     _weighted_median,
@@ -86,21 +88,35 @@ def estimate_nucleus_diameter_windows(
     """
     h, w = int(shape[0]), int(shape[1])
     boxes = _grid_windows((h, w), int(window))
-    order = np.random.default_rng(seed).permutation(len(boxes))
+    order = np.random.default_rng(seed).permutation(len(boxes))[: 3 * n_windows]
+    estimate = _pooled(read_window, (h, w), [boxes[i] for i in order], n_windows, 0.0)
+    if estimate < MIN_NUCLEUS_PX:  # specks of noise, not nuclei (core.image.size): once more without them
+        estimate = _pooled(read_window, (h, w), [boxes[i] for i in order], n_windows, SPECK_AREA)
+    return estimate
+
+
+def _pooled(
+    read_window: Callable[[int, int, int, int], np.ndarray],
+    shape: tuple[int, int],
+    boxes: list[tuple[int, int, int, int]],
+    n_windows: int,
+    min_area: float,
+) -> float:
+    """The calibrated weighted median over the nuclei of the first ``n_windows`` of ``boxes`` that hold some."""
+    h, w = shape
     pooled, pooled_weights, used, sigma = [], [], 0, None
-    for i in order[: 3 * n_windows]:
-        y0, y1, x0, x1 = boxes[i]
+    for y0, y1, x0, x1 in boxes:
         edges = (y0 > 0, y1 < h, x0 > 0, x1 < w)
         try:
             tile = np.asarray(read_window(y0, y1, x0, x1))
-            d, wt = _robust_diameters(tile, drop_edges=edges, sigma=sigma or _SMOOTH_SIGMA)
+            d, wt = _robust_diameters(tile, drop_edges=edges, sigma=sigma or _SMOOTH_SIGMA, min_area=min_area)
         except ValueError:  # constant window (outside the tissue)
             continue
         if d.size and sigma is None:
             # The first window with nuclei sets the smoothing of all of them (one extra pass at most).
             sigma = _smoothing_for(float(np.median(d)))
             if sigma != _SMOOTH_SIGMA:
-                d, wt = _robust_diameters(tile, drop_edges=edges, sigma=sigma)
+                d, wt = _robust_diameters(tile, drop_edges=edges, sigma=sigma, min_area=min_area)
         if d.size:
             pooled.append(d)
             pooled_weights.append(wt)
