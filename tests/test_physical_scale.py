@@ -225,3 +225,23 @@ def test_segmentation_holds_across_transcript_densities(factor):
     # Measured on 512 px tissues (seed 77): 0.732 / 0.787 / 0.813 at 0.2x / 1x / 5x.
     # The generalist (default since 2026-12-03) measured 0.644 at 0.2x vs 0.736 at 1x here; synthetic v2 was closer.
     assert iou(factor) >= iou(1.0) - 0.12
+
+
+@pytest.mark.parametrize("frame", ["microns", "image"])
+def test_no_nuclei_to_measure_falls_back_on_a_written_scale(frame, caplog):
+    """A stain with no nuclei to measure (blank here): micrometre points under a written scale give the pixel size,
+    with a warning; points on the image's own grid give none, and a ValueError asks for pixel_size."""
+    from gsn_spatial.tl._inputs import UNCHECKED_TRANSFORM_SOURCE, resolve_pixel_size
+
+    sdata = gsn.datasets.synthetic_tissue((256, 256), seed=62, imaged_at=0.25, global_frame=frame, microns_system=False)
+    blank = sdata.images["dapi"].data[0] * 0
+    spec = gsn.models.load().input
+    kwargs = {"image_key": "dapi", "points_key": "transcripts", "pixels": blank, "pixel_size": None, "spec": spec}
+    if frame == "image":
+        with pytest.raises(ValueError, match="pixel_size"):
+            resolve_pixel_size(sdata, **kwargs)
+        return
+    with caplog.at_level(logging.WARNING, logger="gsn_spatial"):
+        found = resolve_pixel_size(sdata, **kwargs)
+    assert found.um_per_pixel == pytest.approx(0.25) and found.source == UNCHECKED_TRANSFORM_SOURCE
+    assert "no nuclei to estimate the pixel size" in caplog.text

@@ -187,6 +187,7 @@ AGREEMENT = 0.3
 #: matched IoU 0.738 against 0.718 over 36 settings (benchmarks/foreign_tissue.py --tissues, 2026-12-07; docs/units.md).
 SCALED_AGREEMENT = 1.0
 TRANSFORM_SOURCE = "transformations (points in um; checked against the nucleus size)"
+UNCHECKED_TRANSFORM_SOURCE = "transformations (points in um; no nuclei to check against)"
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,8 @@ class PixelSize:
     """The input image's pixel size and how it was found (recorded in ``uns["gsn"]["params"]``)."""
 
     um_per_pixel: float
-    # "argument", "coordinate system <name>", TRANSFORM_SOURCE, "nucleus size" or "model (assumed)"
+    # "argument", "coordinate system <name>", TRANSFORM_SOURCE, UNCHECKED_TRANSFORM_SOURCE, "nucleus size" or
+    # "model (assumed)"
     source: str
     nucleus_diameter_px: float | None = None  # the estimate, when the size came from it
 
@@ -256,7 +258,9 @@ def resolve_pixel_size(
     in one of the two, even of 1), that exact scale is taken within 2x
     of the estimate (``SCALED_AGREEMENT``); where the points lie on the image's
     own grid (their "1 um/px" is only a guess), within 30 % (``AGREEMENT``).
-    More than 2x away, a warning says so and the estimate is kept.
+    More than 2x away, a warning says so and the estimate is kept. Where no
+    nuclei can be measured, a scale the transformations write down is taken
+    (with a warning); without one, a ValueError asks for ``pixel_size``.
     """
     check_pixel_size(pixel_size)
     if pixel_size is not None:
@@ -276,19 +280,30 @@ def resolve_pixel_size(
         from gsn_spatial.core.image.size_windows import estimate_nucleus_diameter_windows
 
         reader = _sdata.ArrayWindows(pixels)
-        try:
-            diameter = estimate_nucleus_diameter_windows(reader.read, (int(pixels.shape[0]), int(pixels.shape[1])))
-        except ValueError as err:
-            raise ValueError(
-                f"Cannot estimate the pixel size of image {image_key!r} from its nuclei ({err}); "
-                "pass `pixel_size=` (um per image pixel)."
-            ) from err
-        found = PixelSize(spec.nucleus_diameter_um / diameter, "nucleus size", diameter)
+        suggested, scaled = None, False
         if points_key is not None:
             to_pixels = _sdata.points_to_pixels(sdata, points_key, image_key)
             suggested = 1.0 / np.sqrt(abs(np.linalg.det(to_pixels[:2, :2])))
-            ratio = suggested / found.um_per_pixel
             scaled = abs(np.log(suggested)) > 1e-6 or _sdata.transformations_write_a_scale(sdata, points_key, image_key)
+        try:
+            diameter = estimate_nucleus_diameter_windows(reader.read, (int(pixels.shape[0]), int(pixels.shape[1])))
+        except ValueError as err:
+            if not scaled:
+                raise ValueError(
+                    f"Cannot estimate the pixel size of image {image_key!r} from its nuclei ({err}); "
+                    "pass `pixel_size=` (um per image pixel)."
+                ) from err
+            # No nuclei to measure (a dim or sparse stain), but the transformations write down a scale between the
+            # points and the image: take it, as where the two cues agree, and say that it was not checked.
+            logger.warning(
+                "Image %r: no nuclei to estimate the pixel size from (%s); taking the transformations' %.4g um/px "
+                "(if the points of %r are in micrometres). Pass `pixel_size=` if that is wrong.",
+                image_key, err, suggested, points_key,
+            )  # fmt: skip
+            return PixelSize(float(suggested), UNCHECKED_TRANSFORM_SOURCE)
+        found = PixelSize(spec.nucleus_diameter_um / diameter, "nucleus size", diameter)
+        if suggested is not None:
+            ratio = suggested / found.um_per_pixel
             band = SCALED_AGREEMENT if scaled else AGREEMENT
             if abs(np.log(ratio)) <= np.log(1.0 + band):
                 # Two cues agree: the exact scale of the transformations, if the points are in micrometres (as
