@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from skimage.segmentation import expand_labels
 from spatialdata import SpatialData
@@ -12,13 +14,49 @@ from spatialdata.transformations import get_transformation
 from gsn_spatial import _sdata
 from gsn_spatial.core.image.watershed import watershed as _watershed_cells
 from gsn_spatial.core.image.watershed import watershed_nuclei as _watershed
-from gsn_spatial.tl._inputs import check_pixel_size
+from gsn_spatial.tl._inputs import check_pixel_size, resolve_pixel_size
+
+logger = logging.getLogger(__name__)
 
 
 def _plane(sdata: SpatialData, image_key: str | None, image_channel: int | str | None) -> tuple[str, np.ndarray]:
     image_key = _sdata.resolve_key(sdata, "images", image_key, parameter="image_key")
     plane = _sdata.select_channel(_sdata.scale0(sdata.images[image_key]), image_channel, image_key=image_key)
     return image_key, np.asarray(plane.data)
+
+
+def _microns_per_pixel(
+    sdata: SpatialData, key: str, *, image: np.ndarray | None = None, coordinate_system: str | None = None
+) -> float:
+    """Um per pixel of element ``key``, found as ``segment`` finds it where neither an argument nor a micron
+    coordinate system gives it: from the nuclei of ``image`` (and the points' transformations, with one points
+    element), else from the labels ``key`` themselves, as nuclei, against the default model's reference diameter."""
+    um = _sdata.microns_per_pixel(sdata, key, coordinate_system=coordinate_system, isotropic=True)
+    if um is not None:
+        return um
+    from gsn_spatial.models import load
+
+    spec = load().input
+    if image is not None:
+        try:  # the transcripts, where there is one points element (or one sdata.attrs names)
+            points_key = _sdata.resolve_key(sdata, "points", None, parameter="points_key")
+        except KeyError:
+            points_key = None
+        try:
+            found = resolve_pixel_size(sdata, image_key=key, points_key=points_key, pixels=image, pixel_size=None,
+                                       spec=spec)  # fmt: skip
+        except ValueError:
+            if points_key is None:
+                raise
+            found = resolve_pixel_size(sdata, image_key=key, points_key=None, pixels=image, pixel_size=None, spec=spec)
+        return found.um_per_pixel
+    area = np.bincount(np.asarray(_sdata.scale0(sdata.labels[key]).data).ravel())[1:]
+    area = area[area > 0]
+    if not len(area):
+        raise ValueError(f"Labels {key!r} hold no nuclei to estimate the pixel size from; pass `pixel_size=`.")
+    um = spec.nucleus_diameter_um / float(np.median(np.sqrt(4.0 * area / np.pi)))
+    logger.info("Labels %r: %.4g um per pixel, from their median nucleus diameter (pass `pixel_size=`).", key, um)
+    return um
 
 
 def _store(sdata: SpatialData, labels: np.ndarray, source_key: str, key_added: str, overwrite: bool) -> None:
@@ -47,8 +85,9 @@ def watershed_nuclei(
 
     The smoothing (0.5 um) and the markers' least distance (2 um) are
     physical: converted by ``pixel_size`` (um per pixel) when given, else by
-    the image's micron coordinate system; without either they are 1 and 4
-    pixels (their size at 0.5 um/px).
+    the image's micron coordinate system, else by the pixel size found as
+    :func:`~gsn_spatial.tl.segment` finds it (the nuclei's size, and the
+    transcripts' transformations where there is one points element).
 
     Writes ``sdata.labels[labels_key_added]`` (uint32, the image's grid and
     transformations). The whole image is loaded: meant for crops and
@@ -69,7 +108,7 @@ def watershed_nuclei(
     check_pixel_size(pixel_size)
     _sdata.check_new_keys(sdata, {labels_key_added: "labels"}, overwrite=overwrite)
     image_key, img = _plane(sdata, image_key, image_channel)
-    um = pixel_size or _sdata.microns_per_pixel(sdata, image_key) or 0.5
+    um = pixel_size or _microns_per_pixel(sdata, image_key, image=img)
     labels = _watershed(img, smooth=0.5 / um, min_distance=max(1, round(2.0 / um)), expand=expand)
     _store(sdata, labels, image_key, labels_key_added, overwrite)
 
@@ -159,8 +198,10 @@ def expand_nuclei(
     the nearer). Microns become pixels by ``pixel_size`` (um per pixel) when
     given, else through the element's transformation to a micron coordinate
     system (``coordinate_system``, by default one named ``"microns"``,
-    ``"um"``, ...); pixels must be square. Xenium uses 5 um (15 um in its
-    first release).
+    ``"um"``, ...; pixels must be square), else by the pixel size found as
+    :func:`watershed_nuclei` finds it (for labels: their median nucleus
+    diameter against the default model's reference, logged). Xenium uses 5 um
+    (15 um in its first release).
 
     Returns
     -------
@@ -194,16 +235,12 @@ def expand_nuclei(
     if source_key == labels_key_added:
         raise ValueError("`labels_key_added` must differ from `labels_key`; the input is never replaced.")
     check_pixel_size(pixel_size)
-    um = pixel_size or _sdata.microns_per_pixel(sdata, source_key, coordinate_system=coordinate_system, isotropic=True)
-    if um is None:
-        raise ValueError(
-            f"Element {source_key!r} has no transformation to a micron coordinate system; pass `pixel_size=` "
-            "(um per pixel) or `coordinate_system=` naming one."
-        )
     if labels_key is not None or source_key in sdata.labels:
         nuclei = np.asarray(_sdata.scale0(sdata.labels[source_key]).data)
+        um = pixel_size or _microns_per_pixel(sdata, source_key, coordinate_system=coordinate_system)
     else:
         _, img = _plane(sdata, source_key, image_channel)
-        nuclei = _watershed(img)
+        um = pixel_size or _microns_per_pixel(sdata, source_key, image=img, coordinate_system=coordinate_system)
+        nuclei = _watershed(img, smooth=0.5 / um, min_distance=max(1, round(2.0 / um)))
     grown = expand_labels(nuclei, distance=distance_um / um) if distance_um > 0 else nuclei
     _store(sdata, np.asarray(grown), source_key, labels_key_added, overwrite)
