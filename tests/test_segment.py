@@ -366,6 +366,8 @@ def test_control_probes_draw_no_cells_and_are_not_genes_of_the_table(tissue, mod
                           "gene": rng.choice(controls, n)})  # fmt: skip
     both = pd.concat([pts.assign(gene=pts["gene"].astype(str)), extra], ignore_index=True)
     both["gene"] = both["gene"].astype("category")
+    # A control probe stays one whatever the quality of its call (a qv column, as Xenium's).
+    both["qv"] = np.where(both["gene"].isin(controls) & (np.arange(len(both)) % 2 == 0), 10.0, 35.0)
     tf = get_transformation(tissue["transcripts"], get_all=True)
     del tissue["transcripts"]
     tissue["with_controls"] = PointsModel.parse(both, coordinates={"x": "x", "y": "y"}, feature_key="gene",
@@ -379,6 +381,7 @@ def test_control_probes_draw_no_cells_and_are_not_genes_of_the_table(tissue, mod
     cells = tissue.points["gsn_transcripts"]["cell_id"].compute().to_numpy()
     is_control = both["gene"].isin(controls).to_numpy()
     assert table.obs["n_control_transcripts"].sum() == (cells[is_control] > 0).sum() > 0
+    assert table.obs["n_low_quality_transcripts"].sum() == 0
     # Without the pattern they are genes like any other, and their RNA moves the cells.
     gsn.tl.segment(tissue, model=model, control_genes=None, overwrite=True)
     assert set(controls) <= set(tissue.tables["gsn_table"].var_names)

@@ -83,6 +83,7 @@ class PointsPartitions:
         self.categories = gene_categories(points, gene_key, points_key=points_key)  # one pass where not known
         # Transcripts under `min_qv` (where the points have a qv column) get the code `low_qv_code`, one past the genes.
         self.min_qv = float(min_qv) if min_qv is not None and Keys.QV_COLUMN in points.columns else None
+        self.qv_genes = np.ones(len(self.categories), dtype=bool)  # the genes `min_qv` applies to (not controls)
         qv = [Keys.QV_COLUMN] if self.min_qv is not None else []
         # z (3-D points) and qv travel to the per-transcript output, though segmentation reads only x and y.
         self.frame = points[["x", "y", *(["z"] if "z" in points.columns else []), gene_key, *qv]]
@@ -134,7 +135,9 @@ class PointsPartitions:
             raise ValueError(f"Points {self.points_key!r} have NaN or infinite coordinates; drop those rows first.")
         codes = part[self.gene_key].cat.codes.to_numpy().astype(np.int32)
         if self.min_qv is not None:
-            codes[part[Keys.QV_COLUMN].to_numpy(dtype=float) < self.min_qv] = self.low_qv_code
+            low = part[Keys.QV_COLUMN].to_numpy(dtype=float) < self.min_qv
+            low &= (codes >= 0) & self.qv_genes[np.maximum(codes, 0)]
+            codes[low] = self.low_qv_code
         return xy @ self.to_pixels[:2, :2].T + self.to_pixels[:2, 2], codes
 
 

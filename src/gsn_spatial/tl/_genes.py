@@ -49,9 +49,14 @@ class GeneRoles:
 
 
 def gene_roles(points: _sdata.PointsPartitions, control_genes: str | None) -> GeneRoles:
-    """The :class:`GeneRoles` of ``points``: control probes by name (``control_genes``), low-quality calls by qv."""
+    """The :class:`GeneRoles` of ``points``: control probes by name (``control_genes``), low-quality calls by qv.
+
+    A control probe stays one whatever its quality: ``points`` is told to apply its quality threshold to the
+    other genes only (``points.qv_genes``).
+    """
     names = points.gene_names
     control = control_gene_mask(names, control_genes)
+    points.qv_genes = ~control[: len(points.categories)]
     low = np.zeros(len(names), dtype=bool)
     if points.low_qv_code is not None:
         control[points.low_qv_code], low[points.low_qv_code] = False, True
