@@ -173,10 +173,19 @@ def test_table_units_on_the_image_grid():
 
 
 def test_empty_image_asks_for_the_pixel_size():
-    sdata = gsn.datasets.synthetic_tissue((256, 256), seed=1, microns_system=False)
+    # Points on the image's own grid: nothing tells the scale.
+    sdata = gsn.datasets.synthetic_tissue((256, 256), seed=1, global_frame="image", microns_system=False)
     sdata.images["dapi"].data[:] = 100
     with pytest.raises(ValueError, match="pixel_size"):
         gsn.tl.segment(sdata)
+    # Points in um under a written scale: that scale, unchecked, and the call goes on.
+    from gsn_spatial.tl._inputs import UNCHECKED_TRANSFORM_SOURCE
+
+    sdata = gsn.datasets.synthetic_tissue((256, 256), seed=1, global_frame="microns", microns_system=False)
+    sdata.images["dapi"].data[:] = 100
+    gsn.tl.segment(sdata)
+    params = sdata.tables["gsn_table"].uns["gsn"]["params"]
+    assert params["pixel_size_source"] == UNCHECKED_TRANSFORM_SOURCE and params["pixel_size"] == pytest.approx(0.5)
 
 
 def test_warning_when_the_transformations_suggest_another_scale(caplog):
