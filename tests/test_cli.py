@@ -214,3 +214,4 @@ def test_segment_control_genes(store, copy):
     assert list(table.uns["gsn"]["params"]["control_genes"]) == ["Gene00", "Gene01"]
     assert "Gene00" not in table.var_names and "n_control_transcripts" in table.obs
     assert build_parser().parse_args(["segment", str(path), "--control-genes", ""]).control_genes == ""  # -> None
+    assert build_parser().parse_args(["segment", str(path), "--min-qv", "0"]).min_qv == 0.0

@@ -48,7 +48,7 @@ def _segment(args: argparse.Namespace) -> None:
         ["image_key", "points_key", "gene_key", "image_channel", "model", "assignment_key_added", "assignment"]
         + ["device"]
         + ["tile_size", "tile_overlap", "block_size", "block_halo", "batch_size", "min_area", "rna_normalisation"]
-        + ["pixel_size", "labels_grid"],
+        + ["pixel_size", "labels_grid", "min_qv"],
     )
     if args.control_genes is not None:
         kwargs["control_genes"] = args.control_genes or None  # '' names no control probe

@@ -156,6 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
         "are no genes of the table (default: the vendors' negative probes and blank codewords; '' for none)",
     )
     g.add_argument(
+        "--min-qv",
+        type=float,
+        default=None,
+        metavar="QV",
+        help="calls of lower quality (the points' qv column, Xenium) count apart, not as their gene (default: 20; "
+        "0 counts every call)",
+    )
+    g.add_argument(
         "--labels-grid",
         choices=("image", "working"),
         default=None,
