@@ -156,6 +156,9 @@ def test_qc_table(segmented, tmp_path, capsys):
     assert capsys.readouterr().out.splitlines()[1].startswith("gsn_labels")
 
 
+# 18-19 s each, the two heaviest here: `slow` since the default suite reached 582 s of its 600 in CI (2026-12-07);
+# the in-process tests above run the same commands, and tests/test_train.py trains.
+@pytest.mark.slow
 def test_train_then_segment_with_the_model(store, copy, tmp_path):
     path = copy(store)
     model = tmp_path / "models" / "tiny.pt"
@@ -179,6 +182,7 @@ def test_parser_documents_every_command():
     assert set(sub.choices) == {"segment", "train", "qc", "demo"}
 
 
+@pytest.mark.slow  # the console script in a subprocess (18 s); see above
 def test_subprocess_segment(store, copy):
     """The installed console script (or ``python -m gsn_spatial.cli``) as a pipeline would call it."""
     path = copy(store)
