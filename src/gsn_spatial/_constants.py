@@ -62,14 +62,14 @@ class Defaults:
     # No pixel reads sparser than this (the brief's lowest density): stray transcripts on glass beside tissue at
     # 0.5 per um^2 gave up to 6 false cells per 0.03 mm^2 with the 0.05 floor of the slide level, 0-2 with this.
     RNA_LOCAL_MIN_DENSITY_UM2 = 0.1
-    # Control probes (core.rna.controls), matched at the start of a gene name, case-insensitive: Xenium's
-    # NegControlProbe_ / NegControlCodeword_ / UnassignedCodeword_ / DeprecatedCodeword_ / BLANK_ / Intergenic_Region_
-    # / antisense_, CosMx's NegPrb / SystemControl / FalseCode, MERSCOPE's Blank-. Left out of the RNA map and of the
-    # table's genes (counted in obs["n_control_transcripts"]), as sopa and proseg leave them out of their counts.
     # Transcripts whose gene call is below this quality (Keys.QV_COLUMN, where the points have it) still make the RNA
     # map (a molecule is there) and are assigned, but count in obs["n_low_quality_transcripts"], not as their gene:
     # 10x counts only qv >= 20 in its cell-feature matrix (a 1 % chance that the gene is wrong).
     MIN_QV = 20.0
+    # Control probes (core.rna.controls), matched at the start of a gene name, case-insensitive: Xenium's
+    # NegControlProbe_ / NegControlCodeword_ / UnassignedCodeword_ / DeprecatedCodeword_ / BLANK_ / Intergenic_Region_
+    # / antisense_, CosMx's NegPrb / SystemControl / FalseCode, MERSCOPE's Blank-. Left out of the RNA map and of the
+    # table's genes (counted in obs["n_control_transcripts"]), as sopa and proseg leave them out of their counts.
     CONTROL_GENES = (
         r"negcontrol|negprb|unassignedcodeword|deprecatedcodeword|blank[_-]|intergenic|antisense|systemcontrol"
         r"|falsecode"

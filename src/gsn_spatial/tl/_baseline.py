@@ -26,11 +26,17 @@ def _plane(sdata: SpatialData, image_key: str | None, image_channel: int | str |
 
 
 def _microns_per_pixel(
-    sdata: SpatialData, key: str, *, image: np.ndarray | None = None, coordinate_system: str | None = None
+    sdata: SpatialData,
+    key: str,
+    *,
+    image: np.ndarray | None = None,
+    nuclei: np.ndarray | None = None,
+    coordinate_system: str | None = None,
 ) -> float:
     """Um per pixel of element ``key``, found as ``segment`` finds it where neither an argument nor a micron
     coordinate system gives it: from the nuclei of ``image`` (and the points' transformations, with one points
-    element), else from the labels ``key`` themselves, as nuclei, against the default model's reference diameter."""
+    element), else from the nuclei labels ``nuclei`` (element ``key``'s), against the default model's reference
+    diameter."""
     um = _sdata.microns_per_pixel(sdata, key, coordinate_system=coordinate_system, isotropic=True)
     if um is not None:
         return um
@@ -50,7 +56,7 @@ def _microns_per_pixel(
                 raise
             found = resolve_pixel_size(sdata, image_key=key, points_key=None, pixels=image, pixel_size=None, spec=spec)
         return found.um_per_pixel
-    area = np.bincount(np.asarray(_sdata.scale0(sdata.labels[key]).data).ravel())[1:]
+    area = np.bincount(nuclei.ravel())[1:]
     area = area[area > 0]
     if not len(area):
         raise ValueError(f"Labels {key!r} hold no nuclei to estimate the pixel size from; pass `pixel_size=`.")
@@ -237,7 +243,7 @@ def expand_nuclei(
     check_pixel_size(pixel_size)
     if labels_key is not None or source_key in sdata.labels:
         nuclei = np.asarray(_sdata.scale0(sdata.labels[source_key]).data)
-        um = pixel_size or _microns_per_pixel(sdata, source_key, coordinate_system=coordinate_system)
+        um = pixel_size or _microns_per_pixel(sdata, source_key, nuclei=nuclei, coordinate_system=coordinate_system)
     else:
         _, img = _plane(sdata, source_key, image_channel)
         um = pixel_size or _microns_per_pixel(sdata, source_key, image=img, coordinate_system=coordinate_system)

@@ -64,7 +64,6 @@ _CONTRAST_POOLING_KERNELS = 4.0
 _MAX_CONTRAST_POOLING = 2.0
 _MAX_DIAMETER_FRACTION = 0.5  # objects larger than this fraction of the image side are background, not nuclei
 _MIN_FOOTPRINT = 8.0  # px; the smallest top-hat tried against background
-FLOOR = 0
 _MIN_DIAMETER = 0.4  # objects under this fraction of the typical diameter are fragments
 # No nucleus in the package's range is smaller (4 um at 1 um/px, the coarsest pixel it is made for): a median under
 # it means the objects found are specks of noise (a dim stain over a background clipped to zero), and the estimate is
