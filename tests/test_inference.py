@@ -33,6 +33,7 @@ def test_one_tile_is_the_network_output():
     np.testing.assert_allclose(maps, want, atol=1e-5)
 
 
+@pytest.mark.slow  # 9 s of torch.compile (gsn.settings.compile, off by default); see tests/test_scale.py
 def test_segment_with_compiled_network_matches_eager():
     # torch.compile (gsn.settings.compile): the cells must be the same as eager's. Four 128 px blocks of a 256 px
     # image give four 160 px windows (each block with its halo on the two inner sides), so one shape is compiled:
