@@ -460,6 +460,32 @@ def test_element_roles_in_attrs_choose_among_several(tissue, model):
         gsn.tl.segment(tissue, model=model, overwrite=True)
 
 
+def test_of_several_images_the_nucleus_stain_is_taken_and_qc_takes_the_runs_labels(tissue, model):
+    # A Xenium slide as spatialdata-io reads it: morphology_focus and morphology_mip (both DAPI), an aligned H&E
+    # image, the vendor's cell labels.
+    from spatialdata.models import Image2DModel, Labels2DModel
+
+    tf = get_transformation(tissue["dapi"], get_all=True)
+    plane = tissue["dapi"].values
+    tissue["he_image"] = Image2DModel.parse(
+        np.repeat(255 - plane, 3, axis=0), dims=("c", "y", "x"), c_coords=["r", "g", "b"], transformations=tf
+    )
+    tissue["vendor_cells"] = Labels2DModel.parse(np.ones(plane.shape[1:], np.int32), dims=("y", "x"))
+    gsn.tl.segment(tissue, model=model)  # "dapi" is the only image with a nucleus stain
+    assert tissue.tables["gsn_table"].uns["gsn"]["params"]["image_key"] == "dapi"
+    reference = np.asarray(tissue.labels["gsn_labels"].data)
+    # qc of the object, which now holds two labels elements, measures the run's
+    assert gsn.qc.fraction_assigned(tissue) == gsn.qc.fraction_assigned(tissue, labels_key="gsn_labels") < 1
+
+    tissue["morphology_focus"] = _stains(tissue["dapi"], ["DAPI"])
+    tissue["morphology_mip"] = _stains(tissue["dapi"], ["DAPI", "PolyT"], stained=("PolyT",))
+    del tissue["dapi"]
+    gsn.tl.segment(tissue, model=model, labels_key_added="run_b")
+    assert tissue.tables["run_b_table"].uns["gsn"]["params"]["image_key"] == "morphology_focus"
+    np.testing.assert_array_equal(np.asarray(tissue.labels["run_b"].data), reference)
+    assert gsn.qc.fraction_assigned(tissue) == gsn.qc.fraction_assigned(tissue, labels_key="run_b")
+
+
 def test_a_z_stack_is_segmented_through_its_maximum_projection(tissue, model):
     """A (c, z, y, x) image with the nucleus in focus in its middle plane: the cells are those of that plane, and
     the labels carry the image's transformation in x and y."""

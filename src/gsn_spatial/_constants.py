@@ -23,10 +23,16 @@ class Keys:
         "transcripts": "transcripts_dataframe",
         "image": "cell_segmentation_image",
     }
-    ROLE_ATTRS = {"images": SOPA_ATTRS["image"], "points": SOPA_ATTRS["transcripts"]}
+    # The labels element of the latest segmentation run (its own entry, as sopa names boundaries, not labels): the
+    # one that qc and pl take when the object holds several (a vendor's cell and nucleus labels beside it).
+    LATEST_LABELS_ATTR = "gsn_labels_element"
+    ROLE_ATTRS = {"images": SOPA_ATTRS["image"], "points": SOPA_ATTRS["transcripts"], "labels": LATEST_LABELS_ATTR}
     # Channel names taken as the nucleus stain when `image_channel` is not given (case-insensitive search):
     # the vendors' morphology images name it "DAPI" (Xenium, CosMx, MERSCOPE); other stains and labs' names too.
     NUCLEUS_STAIN_PATTERN = r"dapi|hoechst|draq|nucle|\bdna\b"
+    # Of several images that each have a nucleus-stain channel, the one taken when `image_key` is not given: Xenium
+    # slides read by spatialdata-io have both, and 10x segments on the focus image (XOA >= 2 ships no MIP).
+    PREFERRED_IMAGES = ("morphology_focus", "morphology_mip")
     # Column names taken as the gene of each transcript when the points declare no `feature_key` (exact match,
     # case-insensitive): the vendors' tables (Xenium feature_name, CosMx target, MERSCOPE gene) and common spellings.
     GENE_COLUMN_NAMES = ("gene", "genes", "gene_name", "feature_name", "target", "feature")

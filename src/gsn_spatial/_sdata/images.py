@@ -44,6 +44,17 @@ def select_channel(image: xr.DataArray, channel: int | str | None, *, image_key:
     return plane
 
 
+def stain_channels(image: xr.DataArray) -> list[str]:
+    """The channel names of ``image`` that read as a nucleus stain (``Keys.NUCLEUS_STAIN_PATTERN``).
+
+    >>> import numpy as np, xarray as xr
+    >>> stain_channels(xr.DataArray(np.zeros((2, 4, 4)), dims=("c", "y", "x"), coords={"c": ["DAPI", "PolyT"]}))
+    ['DAPI']
+    """
+    names = image.coords["c"].values.tolist() if "c" in image.coords else []
+    return [n for n in names if isinstance(n, str) and re.search(Keys.NUCLEUS_STAIN_PATTERN, n, re.IGNORECASE)]
+
+
 #: Channel names of an RGB composite (lower case), whose blue channel is taken as the nucleus stain.
 RGB_NAMES = (["0", "1", "2"], ["r", "g", "b"], ["red", "green", "blue"])
 
@@ -56,7 +67,7 @@ def _select_channel(image: xr.DataArray, channel: int | str | None, *, image_key
     if channel is None:
         if len(names) == 1:
             return image.isel(c=0)
-        stains = [n for n in names if isinstance(n, str) and re.search(Keys.NUCLEUS_STAIN_PATTERN, n, re.IGNORECASE)]
+        stains = stain_channels(image)
         if not stains and [str(n).lower() for n in names] in RGB_NAMES:
             # Fluorescence composites show DAPI in blue (CosMx's CellComposite among them; spatialdata-io reads
             # its channels as 0, 1, 2): a convention, so said as a warning.

@@ -9,6 +9,7 @@ import dask.dataframe as dd
 from spatialdata import SpatialData
 
 from gsn_spatial._constants import Keys
+from gsn_spatial._sdata.images import scale0, stain_channels
 
 ELEMENT_KINDS = ("images", "labels", "points", "shapes", "tables")
 
@@ -31,8 +32,11 @@ def resolve_key(sdata: SpatialData, kind: str, key: str | None, *, parameter: st
     """The element key to use: ``key`` if given and present, else the only element of ``kind``.
 
     Of several elements, the one that ``sdata.attrs`` names for the role
-    (``Keys.ROLE_ATTRS``, sopa's convention) is taken; elements derived by
-    gsn_spatial are never picked implicitly.
+    (``Keys.ROLE_ATTRS``, sopa's convention) is taken; of several images, else
+    the only one with a channel named as a nucleus stain, or of several such
+    the first of ``Keys.PREFERRED_IMAGES`` (spatialdata-io's Xenium reader
+    writes ``morphology_focus`` and ``morphology_mip``, with an H&E image
+    beside them). Elements derived by gsn_spatial are never picked implicitly.
     """
     if not isinstance(sdata, SpatialData):
         raise TypeError(f"Expected a SpatialData object, got {type(sdata).__name__}.")
@@ -57,7 +61,18 @@ def resolve_key(sdata: SpatialData, kind: str, key: str | None, *, parameter: st
             "Using %s element %r, named by sdata.attrs[%r] (pass `%s=` to choose).", kind, named, role, parameter
         )
         return named
+    if kind == "images" and (stained := _stained_image(sdata, candidates)) is not None:
+        logger.info("Using image %r of %s (pass `%s=` to choose another).", stained, candidates, parameter)
+        return stained
     raise KeyError(f"Several {kind} elements: {names}. Pass `{parameter}=` to choose one.")
+
+
+def _stained_image(sdata: SpatialData, candidates: list[str]) -> str | None:
+    """Of several images, the one to segment without being told: see :func:`resolve_key`."""
+    stained = [n for n in candidates if stain_channels(scale0(sdata.images[n]))]
+    if len(stained) > 1:
+        stained = [n for n in Keys.PREFERRED_IMAGES if n in stained][:1]
+    return stained[0] if len(stained) == 1 else None
 
 
 def _derived_names(sdata: SpatialData, kind: str) -> set[str]:

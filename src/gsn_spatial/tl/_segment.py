@@ -392,6 +392,6 @@ def segment(
             assignment_key_added: _slide.assignment_element(work, points, points_el, in_memory=in_memory),
             table_key_added: table,
         }
-        sopa_attrs = {"boundaries": keys.boundaries, "transcripts": points_key, "image": image_key}
+        sopa_attrs = dict(boundaries=keys.boundaries, transcripts=points_key, image=image_key, labels=labels_key_added)
         _slide.store_run(sdata, work, elements, outputs, run=run, overwrite=overwrite, sopa_attrs=sopa_attrs)
     logger.info("gsn.tl.segment: %d cells, %d transcripts counted", table.n_obs, int(table.X.sum()))

@@ -275,9 +275,11 @@ def _sopa_attrs(keys: dict[str, str] | None) -> dict[str, str]:
 
     With them ``sopa.aggregate(sdata)`` and ``sopa.io.explorer.write`` find the run's elements without
     arguments, even though the object holds two points elements (the transcripts and their assignment).
-    The names are sopa 2.x's (``Keys.SOPA_ATTRS``).
+    The names are sopa 2.x's (``Keys.SOPA_ATTRS``); ``"labels"`` is gsn_spatial's own entry
+    (``Keys.LATEST_LABELS_ATTR``), the labels that qc and pl take of several.
     """
-    return {Keys.SOPA_ATTRS[k]: v for k, v in (keys or {}).items()}
+    names = {**Keys.SOPA_ATTRS, "labels": Keys.LATEST_LABELS_ATTR}
+    return {names[k]: v for k, v in (keys or {}).items()}
 
 
 def local_density(
