@@ -36,7 +36,7 @@ COSMX_HELDOUT_COLS = (448, 672)
 GUARD_UM = 25.0  # training stops this far left of a held-out region (more than the network's receptive field)
 
 SIM_TRAIN_SEEDS = range(20_000, 20_400)
-SIM_VAL_SEEDS = range(30_000, 30_050)
+SIM_VAL_SEEDS = range(30_000, 30_100)  # 30_050-30_099 added on 2026-12-07 (thin-rimmed tissue)
 SIM_TEST_SEEDS = range(40_000, 40_100)
 
 

@@ -139,3 +139,29 @@ def test_second_simulator_elongated_cells_are_not_cut_in_two():
     assert 0.75 * r["true_cells"] <= r["cells"] <= 1.15 * r["true_cells"]
     assert r["iou"] >= r["exp_iou"] + 0.12
     assert r["tx"] >= r["exp_tx"] + 0.3
+
+
+# sopa's toy dataset (sopa.io.toy_dataset, another project's simulator, never trained on): round cells 5 um across
+# that are their own nucleus, transcripts around the centre, an H&E image beside the stained one, points in um under
+# an affine; 1024 px at its 0.1 um/px, 100 cells. Measured 2026-12-07 (2-core AVX2 host), seeds 0-3: 88-94 cells,
+# mean matched IoU 0.403-0.421, F1@0.5 only 0.07-0.10: every cell is grown to about twice its disc's area (a known
+# limit, docs/models.md; a candidate model trained with thin-rimmed cells reached F1 0.60-0.74 and was not shipped).
+# The test holds the measured state: every cell found once, none lost to the H&E image or the affine.
+def test_sopa_toy_dataset_default_call():
+    import numpy as np
+    import sopa
+    from skimage.draw import polygon
+
+    from gsn_spatial.core.metrics.matching import mean_best_iou
+
+    sdata = sopa.io.toy_dataset(seed=0, length=1024)
+    truth = np.zeros((1024, 1024), np.int32)
+    for i, cell in enumerate(sdata.shapes["cells"].geometry, 1):
+        x, y = np.asarray(cell.exterior.coords).T
+        truth[polygon(y, x, truth.shape)] = i
+    gsn.tl.segment(sdata)
+    params = sdata.tables["gsn_table"].uns["gsn"]["params"]
+    assert params["image_key"] == "image" and params["pixel_size"] == pytest.approx(0.1)
+    found = np.asarray(sdata.labels["gsn_labels"].data)
+    assert 0.8 * truth.max() <= found.max() <= 1.1 * truth.max()
+    assert mean_best_iou(truth, found) >= 0.35
