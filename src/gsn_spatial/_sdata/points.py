@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,8 @@ import pandas as pd
 from spatialdata.models import PointsModel
 
 from gsn_spatial._constants import Keys
+
+logger = logging.getLogger(__name__)
 
 #: Gene name of the transcripts whose gene call is below the quality threshold (never a gene of a table).
 LOW_QV_NAME = "<low quality>"
@@ -134,6 +137,11 @@ class PointsPartitions:
         if not np.isfinite(xy).all():
             raise ValueError(f"Points {self.points_key!r} have NaN or infinite coordinates; drop those rows first.")
         codes = part[self.gene_key].cat.codes.to_numpy().astype(np.int32)
+        if (codes < 0).any():  # a missing gene name: segment and assign_transcripts leave the transcript out
+            logger.warning(
+                "Points %r: %d transcripts of partition %d have no gene; they are not mapped, assigned nor counted.",
+                self.points_key, int((codes < 0).sum()), partition,
+            )  # fmt: skip
         if self.min_qv is not None:
             low = part[Keys.QV_COLUMN].to_numpy(dtype=float) < self.min_qv
             low &= (codes >= 0) & self.qv_genes[np.maximum(codes, 0)]

@@ -29,7 +29,7 @@ def lookup_cells(labels: np.ndarray, points_xy: np.ndarray) -> np.ndarray:
 def count_matrix(
     cell_of_point: np.ndarray, gene_of_point: np.ndarray, cell_ids: np.ndarray, n_genes: int
 ) -> sp.csr_matrix:
-    """``len(cell_ids) x n_genes`` CSR counts; points with cell 0 are not counted.
+    """``len(cell_ids) x n_genes`` CSR counts; points with cell 0 or no gene (code -1) are not counted.
 
     ``cell_ids`` must be sorted; every non-zero ``cell_of_point`` must be in it.
 
@@ -38,7 +38,7 @@ def count_matrix(
     >>> count_matrix(np.array([3, 3, 0, 5]), np.array([1, 1, 0, 0]), np.array([3, 5, 9]), 2).toarray().tolist()
     [[0, 2], [1, 0], [0, 0]]
     """
-    assigned = cell_of_point > 0
+    assigned = (cell_of_point > 0) & (gene_of_point >= 0)
     rows = np.searchsorted(cell_ids, cell_of_point[assigned])
     if len(rows) and (rows.max() >= len(cell_ids) or not np.array_equal(cell_ids[rows], cell_of_point[assigned])):
         raise ValueError("A point is assigned to a cell id that is not in `cell_ids`.")

@@ -61,14 +61,20 @@ def bin_partition(work: WorkDir, partition: int, source: PartitionSource) -> tup
         n, inside = np.load(work.points.directory / f"{run}.length.npy")
         return int(n), int(inside)
     xy, genes = source(partition)
+    n = len(xy)
+    # A transcript with no gene (code -1: a missing name) is left out of the map, the assignment and the counts
+    # (its cell stays 0): as a column index, -1 would corrupt the count matrix.
+    named = genes >= 0
+    rows = np.flatnonzero(named)
+    xy, genes = xy[named], genes[named]
     h, w = work.grid.shape
     inside = int(np.count_nonzero((xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)))
     records = np.empty(len(xy), dtype=POINT_RECORD)
     records["x"], records["y"], records["gene"] = xy[:, 0], xy[:, 1], genes
-    records["part"], records["row"] = partition, np.arange(len(xy))
-    np.save(work.points.directory / f"{run}.length.npy", np.array([len(xy), inside], dtype=np.int64))
+    records["part"], records["row"] = partition, rows
+    np.save(work.points.directory / f"{run}.length.npy", np.array([n, inside], dtype=np.int64))
     work.points.write(run, work.grid.point_keys(xy), records)
-    return len(xy), inside
+    return n, inside
 
 
 def segment_block(
