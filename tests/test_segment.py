@@ -349,7 +349,7 @@ def test_gene_column_of_strings_or_integers_is_read_as_genes(tissue, model, kind
     assert not isinstance(tissue["plain_points"]["gene"].dtype, pd.CategoricalDtype)  # the input is untouched
 
 
-@pytest.mark.parametrize("kind", ["category", "str"])
+@pytest.mark.parametrize("kind", ["category", pytest.param("str", marks=pytest.mark.slow)])
 def test_transcripts_without_a_gene_are_left_out(tissue, model, kind):
     # A missing gene name (NaN in a categorical column, None among strings; sopa's toy dataset has one) is gene
     # code -1: as a column of the count matrix it wrote out of bounds and crashed the process later. Such
