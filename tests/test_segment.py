@@ -271,6 +271,27 @@ def test_rgb_composite_without_names_uses_its_blue_channel(tissue, model, caplog
     np.testing.assert_array_equal(np.asarray(tissue.labels["gsn_labels"].data), reference)
 
 
+def test_a_brightfield_rgb_image_is_refused_not_segmented(tissue, model):
+    # An H&E image (nuclei dark on a bright ground) is not a nucleus stain: its blue channel gave 6 cells of 25 on
+    # sopa's toy without its DAPI image. The default call now raises and writes nothing; a channel named on purpose
+    # is still segmented.
+    from spatialdata.models import Image2DModel
+
+    img = tissue["dapi"]
+    plane = img.values.astype(float)
+    inverted = (255 * (1 - plane / plane.max())).astype(np.uint8)  # dark nuclei on white
+    he = np.concatenate([inverted, (0.8 * inverted).astype(np.uint8), inverted])
+    del tissue["dapi"]
+    tissue["he_image"] = Image2DModel.parse(
+        he, dims=("c", "y", "x"), c_coords=["r", "g", "b"], transformations=get_transformation(img, get_all=True)
+    )
+    before = set(tissue.labels) | set(tissue.tables)
+    with pytest.raises(ValueError, match="'he_image'.*bright ground.*image_channel="):
+        gsn.tl.segment(tissue, model=model)
+    assert set(tissue.labels) | set(tissue.tables) == before
+    gsn.tl.segment(tissue, model=model, image_channel="b", pixel_size=0.5)  # the user's choice stands
+
+
 def test_points_outside_image_raise(tissue, model):
     set_transformation(
         tissue.points["transcripts"],

@@ -69,6 +69,14 @@ def _select_channel(image: xr.DataArray, channel: int | str | None, *, image_key
             return image.isel(c=0)
         stains = stain_channels(image)
         if not stains and [str(n).lower() for n in names] in RGB_NAMES:
+            from gsn_spatial.core.image.intensity import bright_ground
+
+            if bright_ground(image.isel(c=2).data):
+                raise ValueError(
+                    f"Image {image_key!r} is an RGB image on a bright ground (brightfield, such as H&E), not a "
+                    "fluorescence nucleus stain; pass `image_key=` naming the nucleus-stain image (DAPI), or "
+                    "`image_channel=` to segment one of its channels anyway."
+                )
             # Fluorescence composites show DAPI in blue (CosMx's CellComposite among them; spatialdata-io reads
             # its channels as 0, 1, 2): a convention, so said as a warning.
             logger.warning(

@@ -27,6 +27,30 @@ def sample_percentiles(
     return float(lo), float(hi)
 
 
+#: Where the median pixel lies this far or more up the 1st-99.5th percentile range, the ground is bright: a
+#: brightfield image (H&E), not a fluorescence stain. Measured 2026-12-07: the blue channel of CosMx's CellComposite
+#: 0.06, of spatialdata's blobs 0.12, of sopa's synthetic H&E image 0.45.
+BRIGHT_GROUND = 0.35
+
+
+def bright_ground(image: np.ndarray, max_samples: int = 1_000_000) -> bool:
+    """Whether ``image`` (any array-like, dask too) is mostly bright, as a brightfield image is.
+
+    Examples
+    --------
+    >>> dark = np.zeros((64, 64)); dark[20:30, 20:30] = 1.0  # a nucleus on a dark ground
+    >>> bright_ground(dark), bright_ground(1.0 - dark)
+    (False, True)
+    """
+    step = max(1, int(np.ceil(np.sqrt(np.prod(image.shape) / max_samples))))
+    sample = np.asarray(image[::step, ::step], dtype=np.float64)
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
+        return False
+    lo, mid, hi = np.percentile(sample, (1.0, 50.0, 99.5))
+    return bool(hi > lo and (mid - lo) / (hi - lo) >= BRIGHT_GROUND)
+
+
 def normalise_intensity(image: np.ndarray, low: float, high: float) -> np.ndarray:
     """Map ``low -> 0`` and ``high -> 1``, clipped to ``[0, 1]``, as float32."""
     scale = 1.0 / (high - low) if high > low else 0.0
