@@ -98,6 +98,7 @@ def test_segment_writes_elements_to_store(segmented, capsys):
     assert "gsn_labels" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # 12-15 s; the default suite reached 595 s of its 600 in fresh-clone CI
 def test_segment_overwrite_and_new_keys(segmented, copy, capsys):
     path = copy(segmented)
     assert main(["segment", str(path), "--overwrite", "--labels-key-added", "gsn_labels", *FAST]) == 0
