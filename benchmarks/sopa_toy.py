@@ -60,12 +60,13 @@ def score(seed: int, pixel_size: float, model) -> dict:
         "found_px": float(sdata.tables["gsn_table"].uns["gsn"]["params"]["pixel_size"]),
         "f1": match_scores(truth, found, threshold=0.5).f1,
         "iou": mean_best_iou(truth, found),
-        "tx": transcript_agreement(true_tx, sdata.points["gsn_transcripts"]["cell_id"].compute().to_numpy()),
+        "tx": transcript_agreement(
+            true_tx, sdata.points["gsn_transcripts"]["cell_id"].compute().to_numpy()
+        ).fraction_same,
         "cells": int(len(np.unique(found)) - 1),
         "true_cells": int(truth.max()),
         "seconds": seconds,
     }
-    out["tx"] = out["tx"].fraction_same
     sdata["truth"] = Labels2DModel.parse(truth, dims=("y", "x"))
     gsn.tl.watershed_nuclei(sdata, image_key="image", image_channel="DAPI", labels_key_added="ws")
     best = {"f1": 0.0, "iou": 0.0, "tx": 0.0}

@@ -30,7 +30,7 @@ from skimage.segmentation import expand_labels
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from train_generalist_model import bundle_stretch, simulator_samples, thin_cytoplasm  # noqa: E402
+from train_generalist_model import PIXEL_SIZE, bundle_stretch, simulator_samples, thin_cytoplasm  # noqa: E402
 
 from gsn_spatial.core.decode.cells import decode_cells  # noqa: E402
 from gsn_spatial.core.metrics.matching import match_scores, mean_best_iou  # noqa: E402
@@ -43,10 +43,10 @@ KINDS = {
     "thin": (
         range(30050, 30058),
         {"bundle_share": 0.0, "thin_share": 1.0},
-        lambda s: f"{thin_cytoplasm(s, 1.0)['cell_diameter_px'] * 0.5:.1f} um",
+        lambda s: f"{thin_cytoplasm(s, 1.0)['cell_diameter_px'] * PIXEL_SIZE:.1f} um",
     ),
 }
-EXPANSIONS_PX = (0, 1, 2, 4, 8, 12)  # working px (0.5 um)
+EXPANSIONS_PX = (0, 1, 2, 4, 8, 12)  # working px (PIXEL_SIZE um each)
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ class Keys:
     # the vendors' morphology images name it "DAPI" (Xenium, CosMx, MERSCOPE); other stains and labs' names too.
     NUCLEUS_STAIN_PATTERN = r"dapi|hoechst|draq|nucle|\bdna\b"
     # Of several images that each have a nucleus-stain channel, the one taken when `image_key` is not given: Xenium
-    # slides read by spatialdata-io have both, and 10x segments on the focus image (XOA >= 2 ships no MIP).
+    # slides read by spatialdata-io have both (its `morphology_focus` and `morphology_mip` options), DAPI alike.
     PREFERRED_IMAGES = ("morphology_focus", "morphology_mip")
     # Column names taken as the gene of each transcript when the points declare no `feature_key` (exact match,
     # case-insensitive): the vendors' tables (Xenium feature_name, CosMx target, MERSCOPE gene) and common spellings.
