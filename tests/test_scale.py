@@ -275,8 +275,8 @@ FAULTS_SCRIPT = textwrap.dedent(
     with keep_freed_memory():
         with keep_freed_memory(), network_allocations():  # nested, as predict_maps' inside segment_slide's
             # The heap grows over the first rounds (glibc may need a few when other allocations land above the
-            # freed block), then every round reuses it.
-            rounds = [faults(nbytes) for _ in range(8)]
+            # freed block: 1-2 rounds locally, 5 in one fresh-clone CI run of 2026-12-07), then every round reuses it.
+            rounds = [faults(nbytes) for _ in range(12)]
             assert max(rounds[-4:]) < pages // 10, rounds
         with network_allocations():
             assert faults(nbytes) < pages // 10, "the next pass: the heap kept its pages"
