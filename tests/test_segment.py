@@ -7,6 +7,7 @@ import spatialdata as sd
 from spatialdata.transformations import Affine, Scale, Sequence, get_transformation, set_transformation
 
 import gsn_spatial as gsn
+from gsn_spatial._constants import Keys
 from gsn_spatial._sdata import points_to_pixels
 from gsn_spatial.core.assign.counts import lookup_cells
 from gsn_spatial.core.metrics.matching import match_scores, mean_best_iou
@@ -535,6 +536,30 @@ def test_of_several_images_the_nucleus_stain_is_taken_and_qc_takes_the_runs_labe
     assert tissue.tables["run_b_table"].uns["gsn"]["params"]["image_key"] == "morphology_focus"
     np.testing.assert_array_equal(np.asarray(tissue.labels["run_b"].data), reference)
     assert gsn.qc.fraction_assigned(tissue) == gsn.qc.fraction_assigned(tissue, labels_key="run_b")
+
+
+def test_of_z_layers_written_as_several_images_the_middle_one_is_taken(tissue, model):
+    # spatialdata-io's MERSCOPE reader writes one image per z-layer asked for ({dataset}_z{k}, DAPI, PolyT and
+    # cell-boundary channels); its default loads layer 3 alone. Here layer 3 holds the nuclei, 2 and 4 are dim.
+    from spatialdata.models import Image2DModel
+
+    names = ["DAPI", "PolyT", "Cellbound1"]
+    gsn.tl.segment(tissue, model=model, labels_key_added="plain")
+    reference = tissue.labels["plain"].values
+    for z, factor in ((4, 0.2), (2, 0.2), (3, 1.0)):
+        layer = _stains(tissue["dapi"], names)
+        tissue[f"run_region_0_z{z}"] = layer.copy(data=(layer.data * factor).astype(layer.dtype))
+    del tissue["dapi"]
+    del tissue.attrs[Keys.ROLE_ATTRS["images"]]  # the first run's record of its image, which a second run takes
+    # Layers of another size are not one section's: the choice is left to the user.
+    small = Image2DModel.parse(reference[None, ::2, ::2].astype(np.uint16), dims=("c", "y", "x"), c_coords=["DAPI"])
+    tissue["run_region_0_z5"] = small
+    with pytest.raises(KeyError, match="image_key="):
+        gsn.tl.segment(tissue, model=model)
+    del tissue["run_region_0_z5"]
+    gsn.tl.segment(tissue, model=model)
+    assert tissue.tables["gsn_table"].uns["gsn"]["params"]["image_key"] == "run_region_0_z3"
+    np.testing.assert_array_equal(np.asarray(tissue.labels["gsn_labels"].data), reference)
 
 
 def test_a_z_stack_is_segmented_through_its_maximum_projection(tissue, model):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from contextlib import contextmanager
 
 import dask.dataframe as dd
@@ -36,7 +37,10 @@ def resolve_key(sdata: SpatialData, kind: str, key: str | None, *, parameter: st
     the only one with a channel named as a nucleus stain, or of several such
     the first of ``Keys.PREFERRED_IMAGES`` (spatialdata-io's Xenium reader
     writes ``morphology_focus`` and ``morphology_mip``, with an H&E image
-    beside them). Elements derived by gsn_spatial are never picked implicitly.
+    beside them), or of the z-layers of one section (``{name}_z{k}`` of one
+    shape, as spatialdata-io's MERSCOPE reader writes them) the middle one,
+    the layer that reader loads by default. Elements derived by gsn_spatial
+    are never picked implicitly.
     """
     if not isinstance(sdata, SpatialData):
         raise TypeError(f"Expected a SpatialData object, got {type(sdata).__name__}.")
@@ -71,8 +75,19 @@ def _stained_image(sdata: SpatialData, candidates: list[str]) -> str | None:
     """Of several images, the one to segment without being told: see :func:`resolve_key`."""
     stained = [n for n in candidates if stain_channels(scale0(sdata.images[n]))]
     if len(stained) > 1:
-        stained = [n for n in Keys.PREFERRED_IMAGES if n in stained][:1]
+        stained = [n for n in Keys.PREFERRED_IMAGES if n in stained][:1] or _middle_z_layer(sdata, stained)
     return stained[0] if len(stained) == 1 else None
+
+
+def _middle_z_layer(sdata: SpatialData, names: list[str]) -> list[str]:
+    """``[the middle layer]`` if ``names`` are z-layers of one section (one prefix, one shape), else ``[]``."""
+    layers = [re.fullmatch(r"(.+)_z(\d+)", n) for n in names]
+    if not all(layers) or len({m.group(1) for m in layers}) != 1:
+        return []
+    if len({scale0(sdata.images[n]).shape for n in names}) != 1:
+        return []
+    by_z = sorted(names, key=lambda n: int(re.fullmatch(r".+_z(\d+)", n).group(1)))
+    return [by_z[(len(by_z) - 1) // 2]]
 
 
 def _derived_names(sdata: SpatialData, kind: str) -> set[str]:
