@@ -41,6 +41,7 @@ def main() -> None:
     ap.add_argument("--model", default=gsn.models.DEFAULT_MODEL)
     ap.add_argument("--size", type=int, default=2048)
     ap.add_argument("--seed", type=int, default=21)
+    ap.add_argument("--block-size", type=int, default=None, help="working px (default: segment's)")
     args = ap.parse_args()
     run_tasks = steps.run_tasks
     steps.run_tasks = lambda fn, *a, **k: _timed(f"  step {fn.__name__}", run_tasks)(fn, *a, **k)
@@ -52,10 +53,11 @@ def main() -> None:
     ]:
         setattr(module, name, _timed(name, getattr(module, name)))
     sdata = gsn.datasets.synthetic_tissue((args.size, args.size), seed=args.seed)
-    gsn.tl.segment(sdata, model=args.model, labels_key_added="warm_up")
+    options = {} if args.block_size is None else {"block_size": args.block_size}
+    gsn.tl.segment(sdata, model=args.model, labels_key_added="warm_up", **options)
     SECONDS.clear()
     t0 = time.perf_counter()
-    gsn.tl.segment(sdata, model=args.model, labels_key_added="timed")
+    gsn.tl.segment(sdata, model=args.model, labels_key_added="timed", **options)
     total = time.perf_counter() - t0
     print(f"model {args.model!r}, {args.size} x {args.size} px: {total:.2f} s, {args.size**2 / 1e6 / total:.3f} MP/s")
     print("| step | s |\n|---|--:|")

@@ -55,7 +55,9 @@ def setup_two_images(s):
 
 
 def setup_two_points(s):
-    _add(s, "more_points", _points(s["transcripts"].compute(), feature_key="gene"))
+    # In the same coordinate systems as the transcripts: neither is the image's alone.
+    tf = get_transformation(s["transcripts"], get_all=True)
+    _add(s, "more_points", _points(s["transcripts"].compute(), feature_key="gene", transformations=tf))
 
 
 def setup_two_channels(s):

@@ -562,6 +562,53 @@ def test_of_z_layers_written_as_several_images_the_middle_one_is_taken(tissue, m
     np.testing.assert_array_equal(np.asarray(tissue.labels["gsn_labels"].data), reference)
 
 
+def _fields_of_view(tissue, width: int) -> sd.SpatialData:
+    """``tissue`` cut in two fields of view as spatialdata-io's CosMx reader lays them out: per field an image, a
+    points element in its local pixels and labels, each with ``Identity`` to the field's own coordinate system and a
+    ``Translation`` to ``global``."""
+    from spatialdata.models import Image2DModel, Labels2DModel, PointsModel
+    from spatialdata.transformations import Identity, Translation
+
+    image, truth = tissue["dapi"].values, tissue["cells"].values
+    points = tissue["transcripts"].compute()
+    to_pixels = get_transformation(tissue["transcripts"], "global").to_affine_matrix(("x", "y"), ("x", "y"))
+    xy = np.c_[points["x"], points["y"], np.ones(len(points))] @ to_pixels.T
+    points = points.assign(x=xy[:, 0], y=xy[:, 1])  # the image's pixels (CosMx's local pixels)
+    elements = {}
+    for fov, x0 in (("1", 0), ("2", width)):
+        own = {fov: Identity(), "global": Translation([x0, 0], axes=("x", "y"))}
+        elements[f"{fov}_image"] = Image2DModel.parse(
+            image[:, :, x0 : x0 + width], dims=("c", "y", "x"), c_coords=["0"], transformations=own
+        )
+        elements[f"{fov}_labels"] = Labels2DModel.parse(truth[:, x0 : x0 + width], dims=("y", "x"), transformations=own)
+        local = points[(points["x"] >= x0) & (points["x"] < x0 + width)].assign(x=lambda d, x0=x0: d["x"] - x0)
+        elements[f"{fov}_points"] = PointsModel.parse(
+            local.reset_index(drop=True), coordinates={"x": "x", "y": "y"}, feature_key="gene", transformations=own
+        )
+    return sd.SpatialData.init_from_elements(elements)
+
+
+def test_each_field_of_view_is_segmented_with_its_own_transcripts(tissue, model):
+    # A loop over fields of view names only the image: the points are the ones in its own coordinate system, also
+    # after the first run has recorded its points in sdata.attrs.
+    fovs = _fields_of_view(tissue, 128)
+    for fov in ("1", "2"):
+        gsn.tl.segment(fovs, model=model, image_key=f"{fov}_image", labels_key_added=f"{fov}_gsn")
+        params = fovs.tables[f"{fov}_gsn_table"].uns["gsn"]["params"]
+        assert params["points_key"] == f"{fov}_points"
+        alone = _fields_of_view(tissue, 128)
+        alone = sd.SpatialData(images={"i": alone[f"{fov}_image"]}, points={"p": alone[f"{fov}_points"]})
+        gsn.tl.segment(alone, model=model)
+        np.testing.assert_array_equal(fovs.labels[f"{fov}_gsn"].values, alone.labels["gsn_labels"].values)
+        # qc of the field's labels reads the field's transcripts
+        assert gsn.qc.fraction_assigned(fovs, labels_key=f"{fov}_gsn") == gsn.qc.fraction_assigned(alone)
+    # Where no system is a field's own (all points in `global` alone), the choice is left to the user.
+    for key in ("1_points", "2_points"):
+        set_transformation(fovs[key], {"global": get_transformation(fovs[key], "global")}, set_all=True)
+    with pytest.raises(KeyError, match="points_key="):
+        gsn.tl.segment(fovs, model=model, image_key="1_image", labels_key_added="again")
+
+
 def test_a_z_stack_is_segmented_through_its_maximum_projection(tissue, model):
     """A (c, z, y, x) image with the nucleus in focus in its middle plane: the cells are those of that plane, and
     the labels carry the image's transformation in x and y."""

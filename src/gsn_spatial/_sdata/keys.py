@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 import dask.dataframe as dd
 from spatialdata import SpatialData
+from spatialdata.transformations import get_transformation
 
 from gsn_spatial._constants import Keys
 from gsn_spatial._sdata.images import scale0, stain_channels
@@ -29,10 +30,16 @@ def quiet_ome_zarr():
         reader.setLevel(level)
 
 
-def resolve_key(sdata: SpatialData, kind: str, key: str | None, *, parameter: str) -> str:
+def resolve_key(sdata: SpatialData, kind: str, key: str | None, *, parameter: str, beside: str | None = None) -> str:
     """The element key to use: ``key`` if given and present, else the only element of ``kind``.
 
-    Of several elements, the one that ``sdata.attrs`` names for the role
+    With ``beside`` (the element the call already works on, such as its image),
+    of several elements only those in one of its coordinate systems count, and
+    the only one in a system that no other candidate is in is taken: with
+    spatialdata-io's CosMx reader, each field of view's image and points share
+    a system of their own beside ``global``. Of several elements otherwise,
+    the one that ``sdata.attrs`` names for the role (beside an image, only
+    where the attrs name that image too, or none)
     (``Keys.ROLE_ATTRS``, sopa's convention) is taken; of several images, else
     the only one with a channel named as a nucleus stain, or of several such
     the first of ``Keys.PREFERRED_IMAGES`` (spatialdata-io's Xenium reader
@@ -58,8 +65,15 @@ def resolve_key(sdata: SpatialData, kind: str, key: str | None, *, parameter: st
     candidates = [n for n in names if n not in _derived_names(sdata, kind)]
     if len(candidates) == 1:
         return candidates[0]
+    if beside is not None and (own := _in_a_system_of_its_own(sdata, candidates, beside)) is not None:
+        logger.info(
+            "Using %s element %r, in a coordinate system of %r's (pass `%s=` to choose).", kind, own, beside, parameter
+        )
+        return own
     role = Keys.ROLE_ATTRS.get(kind)
     named = sdata.attrs.get(role) if role else None
+    if beside in sdata.images and sdata.attrs.get(Keys.ROLE_ATTRS["images"], beside) != beside:
+        named = None  # recorded with another image (a run on another field of view): not this image's
     if isinstance(named, str) and named in candidates:
         logger.info(
             "Using %s element %r, named by sdata.attrs[%r] (pass `%s=` to choose).", kind, named, role, parameter
@@ -69,6 +83,13 @@ def resolve_key(sdata: SpatialData, kind: str, key: str | None, *, parameter: st
         logger.info("Using image %r of %s (pass `%s=` to choose another).", stained, candidates, parameter)
         return stained
     raise KeyError(f"Several {kind} elements: {names}. Pass `{parameter}=` to choose one.")
+
+
+def _in_a_system_of_its_own(sdata: SpatialData, candidates: list[str], beside: str) -> str | None:
+    """Of ``candidates``, the only one in a coordinate system of ``beside`` that no other candidate is in."""
+    systems = {n: set(get_transformation(sdata[n], get_all=True)) for n in [*candidates, beside]}
+    own = {members[0] for cs in systems[beside] if len(members := [n for n in candidates if cs in systems[n]]) == 1}
+    return own.pop() if len(own) == 1 else None
 
 
 def _stained_image(sdata: SpatialData, candidates: list[str]) -> str | None:

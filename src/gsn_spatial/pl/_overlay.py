@@ -106,7 +106,7 @@ def segmentation_overlay(
         rgba[edge] = (*colour, 1.0)
         ax.imshow(rgba, extent=(x0, x1, y1, y0), interpolation="nearest")
     if points_key is not None or len(sdata.points) == 1:
-        points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")
+        points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key", beside=image_key)
         m = _sdata.points_to_pixels(sdata, points_key, image_key)
         xy = sdata.points[points_key][["x", "y"]].compute().to_numpy(dtype=float) @ m[:2, :2].T + m[:2, 2]
         xy = xy[(xy[:, 0] >= x0) & (xy[:, 0] < x1) & (xy[:, 1] >= y0) & (xy[:, 1] < y1)]

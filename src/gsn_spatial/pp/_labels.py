@@ -47,7 +47,7 @@ def labels_from_assignment(
     from gsn_spatial.core.assign.counts import rasterise_assignment
 
     image_key = _sdata.resolve_key(sdata, "images", image_key, parameter="image_key")
-    points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")
+    points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key", beside=image_key)
     _sdata.check_new_keys(sdata, {labels_key_added: "labels"}, overwrite=overwrite)
     points_el = sdata.points[points_key]
     if cell_id_key not in points_el.columns:

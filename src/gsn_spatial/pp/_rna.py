@@ -68,7 +68,7 @@ def rna_density(
     True
     """
     image_key = _sdata.resolve_key(sdata, "images", image_key, parameter="image_key")
-    points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")
+    points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key", beside=image_key)
     _sdata.check_new_keys(sdata, {key_added: "images"}, overwrite=overwrite)
     check_density_options(sigma, mode, method)  # before any chunk is computed
     if chunk_size < density_halo(sigma):

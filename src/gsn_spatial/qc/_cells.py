@@ -20,11 +20,11 @@ from gsn_spatial.qc._counts import _instance_key, counts_for_labels
 UNS_KEY = "gsn_qc"
 
 
-def _optional_points(sdata: SpatialData, points_key: str | None) -> str | None:
-    """``points_key`` resolved, or ``None`` when it is omitted and there is no points element."""
+def _optional_points(sdata: SpatialData, points_key: str | None, labels_key: str) -> str | None:
+    """``points_key`` resolved beside the labels, or ``None`` when it is omitted and there is no points element."""
     if points_key is None and not any(True for _ in sdata.points):
         return None
-    return _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")
+    return _sdata.resolve_key(sdata, "points", points_key, parameter="points_key", beside=labels_key)
 
 
 def _summary(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -122,7 +122,7 @@ def cell_metrics(
         table_key = table_for_labels(sdata, labels_key)
     new_table = table_key is None
     if new_table:
-        points_key = _optional_points(sdata, points_key)
+        points_key = _optional_points(sdata, points_key, labels_key)
         table_key_added = table_key_added or run_keys(labels_key).table
         if inplace:
             _sdata.check_new_keys(sdata, {table_key_added: "tables"}, overwrite=overwrite)

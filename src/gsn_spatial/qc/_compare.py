@@ -100,7 +100,7 @@ def compare(
             raise ValueError(f"Reference {reference_key!r} {ref.shape} and labels {shape} differ in shape.")
     pts = None
     if points_key is not None or any(True for _ in sdata.points):
-        points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")
+        points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key", beside=labels_keys[0])
         pts = points_on_grid(sdata, points_key, labels_keys[0], gene_key=gene_key, with_genes=True)
     img = None
     if image_key is not None or any(True for _ in sdata.images):

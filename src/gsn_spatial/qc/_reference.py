@@ -128,6 +128,6 @@ def reference_metrics(
     pred, ref = _pair(sdata, labels_key, reference_key)
     xy = None
     if points_key is not None or any(True for _ in sdata.points):
-        points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")
+        points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key", beside=labels_key)
         xy = points_on_grid(sdata, points_key, labels_key).xy_pixels
     return reference_scores(ref, pred, iou_thresholds=iou_thresholds, min_overlap=min_overlap, points_xy=xy)

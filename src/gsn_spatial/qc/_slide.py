@@ -59,7 +59,7 @@ def cell_calling(
     ([3, 5, 7], True)
     """
     labels_key, labels = labels_array(sdata, labels_key)
-    points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")
+    points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key", beside=labels_key)
     xy = points_on_grid(sdata, points_key, labels_key).xy_pixels
     res = coverage.cell_calling(labels, xy, deltas=deltas)
     return pd.DataFrame(
@@ -109,7 +109,7 @@ def intensity_capture(
         }
     )
     if points_key is not None or any(True for _ in sdata.points):
-        points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")
+        points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key", beside=labels_key)
         xy = points_on_grid(sdata, points_key, labels_key).xy_pixels
         tx = coverage.transcripts_in_cells_by_intensity(img, labels, xy, bins=pix.edges)
         out["n_transcripts"] = tx.n_total
@@ -129,7 +129,7 @@ def fraction_assigned(sdata: SpatialData, *, labels_key: str | None = None, poin
     True
     """
     labels_key, labels = labels_array(sdata, labels_key)
-    points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")
+    points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key", beside=labels_key)
     xy = points_on_grid(sdata, points_key, labels_key).xy_pixels
     return coverage.fraction_assigned(cells_of_points(labels, xy))
 
@@ -172,7 +172,7 @@ def _counts(
 ) -> CellCounts:
     labels_key, labels = labels_array(sdata, labels_key)
     if table_key is None:
-        points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")
+        points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key", beside=labels_key)
     return counts_for_labels(sdata, labels_key, labels, points_key=points_key, gene_key=gene_key, table_key=table_key)
 
 

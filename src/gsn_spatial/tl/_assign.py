@@ -114,7 +114,7 @@ def assign_transcripts(
     check_pixel_size(pixel_size)
     check_gene_options(control_genes, min_qv)
     labels_key = _sdata.resolve_key(sdata, "labels", labels_key, parameter="labels_key")
-    points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")
+    points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key", beside=labels_key)
     keys = run_keys(labels_key)
     table_key_added = table_key_added or keys.table
     assignment_key_added = assignment_key_added or keys.assignment

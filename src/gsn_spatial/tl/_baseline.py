@@ -45,7 +45,7 @@ def _microns_per_pixel(
     spec = load().input
     if image is not None:
         try:  # the transcripts, where there is one points element (or one sdata.attrs names)
-            points_key = _sdata.resolve_key(sdata, "points", None, parameter="points_key")
+            points_key = _sdata.resolve_key(sdata, "points", None, parameter="points_key", beside=key)
         except KeyError:
             points_key = None
         try:

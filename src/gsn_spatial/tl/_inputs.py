@@ -130,7 +130,7 @@ def resolve_inputs(
     binning, :func:`gsn_spatial.tl._slide.binned_check`).
     """
     image_key = _sdata.resolve_key(sdata, "images", image_key, parameter="image_key")
-    points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")
+    points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key", beside=image_key)
     image_el = sdata.images[image_key]
     plane = _sdata.select_channel(_sdata.scale0(image_el), image_channel, image_key=image_key)
     pixels = plane.data if isinstance(plane.data, da.Array) else da.from_array(plane.data)

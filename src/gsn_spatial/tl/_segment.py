@@ -257,7 +257,7 @@ def segment(
     int8 = int8_inference(gsn_model, torch_device, autocast)
     # Keys first, so that output-key errors come before any reading.
     image_key = _sdata.resolve_key(sdata, "images", image_key, parameter="image_key")
-    points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key")
+    points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key", beside=image_key)
     assignment_key_added = assignment_key_added or keys.assignment
     outputs = {labels_key_added: "labels", table_key_added: "tables", keys.boundaries: "shapes"}
     outputs[assignment_key_added] = "points"
