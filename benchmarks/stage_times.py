@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/stage_times.py [--model generalist_small] [--size 2048] [--seed 21]
+    python benchmarks/stage_times.py [--model generalist_small] [--size 2048] [--seed 21] [--block-size 1024]
 
 Timers wrap the step functions that ``tl._segment`` calls (``segment_slide`` with its per-block steps,
 ``reassign_slide``, the boundaries, the table); a warm-up run comes first. What the table does not
