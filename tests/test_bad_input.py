@@ -139,6 +139,7 @@ CASES: list[tuple[str, Callable, Callable, type, str]] = [
     ("unknown_image", no_setup, lambda s, t: seg(s, image_key="dappi"), KeyError, "'dapi'"),
     ("ambiguous_image", setup_two_images, lambda s, t: seg(s), KeyError, "image_key"),
     ("unknown_points", no_setup, lambda s, t: seg(s, points_key="tx"), KeyError, "'transcripts'"),
+    ("invalid_output_name", no_setup, lambda s, t: seg(s, labels_key_added="my run"), ValueError, "'my run'"),
     ("ambiguous_points", setup_two_points, lambda s, t: seg(s, image_key="dapi"), KeyError, "points_key"),
     ("channel_required", setup_two_channels, lambda s, t: seg(s, image_key="stains"), ValueError, "image_channel"),
     ("channel_name", no_setup, lambda s, t: seg(s, image_channel="DNA"), ValueError, "no channel 'DNA'"),

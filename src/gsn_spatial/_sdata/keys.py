@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 import dask.dataframe as dd
 from spatialdata import SpatialData
+from spatialdata._core.validation import check_valid_name
 from spatialdata.transformations import get_transformation
 
 from gsn_spatial._constants import Keys
@@ -127,6 +128,10 @@ def check_new_keys(sdata: SpatialData, new: dict[str, str], *, overwrite: bool) 
     for key, kind in new.items():
         if not isinstance(key, str) or not key:
             raise TypeError(f"Output keys must be non-empty strings, got {key!r}.")
+        try:  # spatialdata's own rule for element names, checked before any work rather than at the write
+            check_valid_name(key)
+        except ValueError as err:
+            raise ValueError(f"Output key {key!r} is not a valid element name: {err} Choose another key.") from None
         low = key.lower()
         if low in seen:
             raise ValueError(f"Output keys {seen[low]!r} and {key!r} collide; element names must differ.")
