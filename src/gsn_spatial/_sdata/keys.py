@@ -35,10 +35,10 @@ def resolve_key(sdata: SpatialData, kind: str, key: str | None, *, parameter: st
     """The element key to use: ``key`` if given and present, else the only element of ``kind``.
 
     With ``beside`` (the element the call already works on, such as its image),
-    of several elements only those in one of its coordinate systems count, and
-    the only one in a system that no other candidate is in is taken: with
-    spatialdata-io's CosMx reader, each field of view's image and points share
-    a system of their own beside ``global``. Of several elements otherwise,
+    of several elements the only one in a coordinate system of ``beside``'s
+    that no other candidate is in is taken: with spatialdata-io's CosMx
+    reader, each field of view's image and points share a system of their own
+    beside ``global``. Of several elements otherwise,
     the one that ``sdata.attrs`` names for the role (beside an image, only
     where the attrs name that image too, or none)
     (``Keys.ROLE_ATTRS``, sopa's convention) is taken; of several images, else
@@ -108,8 +108,8 @@ def _middle_z_layer(sdata: SpatialData, names: list[str]) -> list[str]:
         return []
     if len({scale0(sdata.images[n]).shape for n in names}) != 1:
         return []
-    by_z = sorted(names, key=lambda n: int(re.fullmatch(r".+_z(\d+)", n).group(1)))
-    return [by_z[(len(by_z) - 1) // 2]]
+    by_z = sorted(layers, key=lambda m: int(m.group(2)))
+    return [by_z[(len(by_z) - 1) // 2].string]
 
 
 def _derived_names(sdata: SpatialData, kind: str) -> set[str]:
