@@ -44,7 +44,7 @@ def _microns_per_pixel(
 
     spec = load().input
     if image is not None:
-        try:  # the transcripts, where there is one points element (or one sdata.attrs names)
+        try:  # the transcripts: the one points element, the one in a system of the image's own, or the attrs' one
             points_key = _sdata.resolve_key(sdata, "points", None, parameter="points_key", beside=key)
         except KeyError:
             points_key = None
