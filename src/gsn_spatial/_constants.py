@@ -68,6 +68,21 @@ class Defaults:
     # No pixel reads sparser than this (the brief's lowest density): stray transcripts on glass beside tissue at
     # 0.5 per um^2 gave up to 6 false cells per 0.03 mm^2 with the 0.05 floor of the slide level, 0-2 with this.
     RNA_LOCAL_MIN_DENSITY_UM2 = 0.1
+    # Do the transcripts sit on the nuclei (core.metrics.alignment)? Checked on the middle 256 um of the densest
+    # block's core, maps smoothed by 3 um, offsets within 30 um: a warning where no offset correlates by 0.2, or
+    # where the best is 3 um or more away and the maps as placed correlate at most 0.8 of it. Measured 2026-12-07
+    # (one-off runs, tests/test_alignment.py): as placed, the peak is within a pixel of no offset, correlation
+    # 0.28-0.98 (the package's simulator at 0.05-2 per um^2, the second at 0.1-2, the Xenium and CosMx crops,
+    # sopa's toy); with an axis flipped 0.06-0.22, and where above 0.2 at an offset, so flagged as one; 10 um
+    # offsets found within a pixel, 0.25 or less as placed against 0.28-0.91 there (sopa's toy with
+    # `image_translation`: 10 um in x and y).
+    ALIGNMENT_SIGMA_UM = 3.0
+    ALIGNMENT_REACH_UM = 30.0
+    ALIGNMENT_WINDOW_UM = 256.0
+    ALIGNMENT_MIN_OFFSET_UM = 3.0
+    ALIGNMENT_MIN_CORRELATION = 0.2
+    ALIGNMENT_MAX_RATIO = 0.8
+    ALIGNMENT_MIN_TRANSCRIPTS = 200
     # Transcripts whose gene call is below this quality (Keys.QV_COLUMN, where the points have it) still make the RNA
     # map (a molecule is there) and are assigned, but count in obs["n_low_quality_transcripts"], not as their gene:
     # 10x counts only qv >= 20 in its cell-feature matrix (a 1 % chance that the gene is wrong).

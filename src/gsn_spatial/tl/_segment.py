@@ -318,14 +318,15 @@ def segment(
 
         decode = {**vote_geometry, "confidence_threshold": confidence_threshold, "centre_threshold": centre_threshold,
                   "min_area": min_area}  # fmt: skip
+        windows = _sdata.ArrayWindows(pixels, intensity_range, zoom)  # the image, normalised, at the working scale
         check_binned = _slide.binned_check(
             work, spec, shape, params, points_key=points_key, image_key=image_key, decode=decode, model=gsn_model,
-            rna_normalisation=rna_normalisation, map_genes=roles.map_genes,
+            rna_normalisation=rna_normalisation, map_genes=roles.map_genes, image=windows,
         )  # fmt: skip
 
         _, edges = segment_slide(
             work,
-            image=_sdata.ArrayWindows(pixels, intensity_range, zoom),
+            image=windows,
             points=points,
             network=network,
             options=WindowOptions(

@@ -27,6 +27,7 @@ from gsn_spatial.core.slide.runner import active_client
 from gsn_spatial.core.slide.steps import partition_cells, sample_transcripts
 from gsn_spatial.core.slide.workdir import WorkDir, ZarrWindows, open_run, remove_work_dir
 from gsn_spatial.models import GeneSegModel, InputSpec
+from gsn_spatial.tl._alignment import check_alignment
 
 logger = logging.getLogger(__name__)
 
@@ -321,8 +322,12 @@ def binned_check(
     model: GeneSegModel,
     rna_normalisation: str = Defaults.RNA_NORMALISATION,
     map_genes: np.ndarray | None = None,
+    image: Any = None,
 ) -> Any:
     """What runs once the transcripts are binned: clear errors for none inside the image, and the RNA map's level.
+
+    With ``image`` (windows of the normalised image at the working scale), whether the transcripts sit on its
+    nuclei is checked on the densest block (:func:`~gsn_spatial.tl._alignment.check_alignment`).
 
     The level (from a sample of occupied blocks) goes into ``params`` and to
     the segment step; so does the model's confidence threshold for the
@@ -344,6 +349,8 @@ def binned_check(
         if inside < 0.5 * sum(lengths):
             share = 100 * inside / sum(lengths)
             logger.warning("Only %.0f%% of the transcripts of %r fall inside the image.", share, points_key)
+        if image is not None:
+            check_alignment(work, image, spec, params, map_genes, points_key=points_key, image_key=image_key)
         sample = sample_transcripts(work, genes=map_genes)
         sigma, level, per_um2 = rna_map_settings(
             sample,

@@ -185,6 +185,22 @@ def sample_transcripts(work: WorkDir, *, max_blocks: int = 16, genes: np.ndarray
     return np.stack([rec["x"], rec["y"]], axis=1)
 
 
+def densest_core(work: WorkDir, *, genes: np.ndarray | None = None) -> tuple[tuple[int, int, int, int], np.ndarray]:
+    """The core ``(y0, y1, x0, x1)`` that holds the most transcripts, and their ``(n, 2)`` pixel positions in it.
+
+    ``genes`` (one flag per gene code) keeps only those genes' transcripts.
+    """
+    g = work.grid
+    counts = work.points.key_counts()
+    keys = np.array([g.core_key(b) for b in range(g.n_blocks)])
+    block = int(np.argmax(counts[keys]))
+    rec = work.points.read(int(keys[block]))
+    if genes is not None:
+        rec = rec[genes[rec["gene"]]]
+    y0, y1, x0, x1 = g.core(block)
+    return (y0, y1, x0, x1), np.stack([rec["x"] - x0, rec["y"] - y0], axis=1)
+
+
 def cell_table_arrays(work: WorkDir) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(cell_ids, area, centroid_yx)`` of every cell in the composed labels, ids sorted."""
     ids, area, sy, sx = [], [], [], []
