@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
+
 from gsn_spatial._constants import Defaults
 from gsn_spatial.core.metrics.alignment import misalignment, rna_image_alignment
 from gsn_spatial.core.slide.steps import densest_core
@@ -15,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 
 def check_alignment(
-    work: WorkDir, image: Any, spec: InputSpec, params: dict[str, Any], genes: Any, **keys: str
+    work: WorkDir, image: Any, spec: InputSpec, params: dict[str, Any], genes: np.ndarray | None, **keys: str
 ) -> None:
     """Warn where the transcripts do not sit on the nuclei (an offset, a flipped axis); the figures go in ``params``.
 

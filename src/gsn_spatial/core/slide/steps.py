@@ -172,16 +172,12 @@ def sample_transcripts(work: WorkDir, *, max_blocks: int = 16, genes: np.ndarray
     with large empty areas is still sampled where its tissue is. ``genes``
     (one flag per gene code) keeps only those genes' transcripts.
     """
-    g = work.grid
-    counts = work.points.key_counts()
-    keys = np.array([g.core_key(b) for b in range(g.n_blocks)])
-    occupied = keys[counts[keys] > 0]
+    keys, counts = _core_keys_and_counts(work)
+    occupied = keys[counts > 0]
     if not len(occupied):
         return np.zeros((0, 2))
     chosen = occupied[np.unique(np.linspace(0, len(occupied) - 1, min(max_blocks, len(occupied))).round().astype(int))]
-    rec = np.concatenate([work.points.read(int(k)) for k in chosen])
-    if genes is not None:
-        rec = rec[genes[rec["gene"]]]
+    rec = _read_keys(work, chosen, genes)
     return np.stack([rec["x"], rec["y"]], axis=1)
 
 
@@ -190,15 +186,24 @@ def densest_core(work: WorkDir, *, genes: np.ndarray | None = None) -> tuple[tup
 
     ``genes`` (one flag per gene code) keeps only those genes' transcripts.
     """
-    g = work.grid
-    counts = work.points.key_counts()
-    keys = np.array([g.core_key(b) for b in range(g.n_blocks)])
-    block = int(np.argmax(counts[keys]))
-    rec = work.points.read(int(keys[block]))
-    if genes is not None:
-        rec = rec[genes[rec["gene"]]]
-    y0, y1, x0, x1 = g.core(block)
+    keys, counts = _core_keys_and_counts(work)
+    block = int(np.argmax(counts))
+    rec = _read_keys(work, keys[block : block + 1], genes)
+    y0, y1, x0, x1 = work.grid.core(block)
     return (y0, y1, x0, x1), np.stack([rec["x"] - x0, rec["y"] - y0], axis=1)
+
+
+def _core_keys_and_counts(work: WorkDir) -> tuple[np.ndarray, np.ndarray]:
+    """Each block's core key and its number of binned transcripts, known without reading them."""
+    g = work.grid
+    keys = np.array([g.core_key(b) for b in range(g.n_blocks)])
+    return keys, work.points.key_counts()[keys]
+
+
+def _read_keys(work: WorkDir, keys: np.ndarray, genes: np.ndarray | None) -> np.ndarray:
+    """The binned records of ``keys``, only those of the flagged ``genes`` where given."""
+    rec = np.concatenate([work.points.read(int(k)) for k in keys])
+    return rec if genes is None else rec[genes[rec["gene"]]]
 
 
 def cell_table_arrays(work: WorkDir) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
