@@ -163,7 +163,7 @@ CASES: list[tuple[str, Callable, Callable, type, str]] = [
         setup_empty_points,
         lambda s, t: seg(s, image_key="dapi", points_key="empty"),
         ValueError,
-        "empty",
+        "'empty' has no transcripts; pass `points_key=`",
     ),
     (
         "nan_coordinates",

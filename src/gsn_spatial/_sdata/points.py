@@ -64,7 +64,9 @@ def read_points(points: dd.DataFrame, gene_key: str, to_pixels: np.ndarray, *, p
     frame = points[["x", "y", gene_key]].compute()
     xy = frame[["x", "y"]].to_numpy(dtype=np.float64)
     if len(xy) == 0:
-        raise ValueError(f"Points element {points_key!r} is empty.")
+        raise ValueError(
+            f"Points element {points_key!r} has no transcripts; pass `points_key=` naming the element that holds them."
+        )
     if not np.isfinite(xy).all():
         raise ValueError(f"Points {points_key!r} have NaN or infinite coordinates; drop those rows first.")
     pix = xy @ to_pixels[:2, :2].T + to_pixels[:2, 2]

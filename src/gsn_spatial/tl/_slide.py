@@ -340,7 +340,10 @@ def binned_check(
 
     def check_binned(lengths: list[int], inside: int) -> dict[str, Any]:
         if sum(lengths) == 0:
-            raise ValueError(f"Points element {points_key!r} is empty.")
+            raise ValueError(
+                f"Points element {points_key!r} has no transcripts; pass `points_key=` naming the element that "
+                "holds them."
+            )
         if inside == 0:
             raise ValueError(
                 f"No transcript of {points_key!r} falls inside image {image_key!r} ({shape[1]} x {shape[0]} px) "
