@@ -138,6 +138,36 @@ def test_train_is_reproducible_and_leaves_start_model_alone():
     assert changed  # training did move the weights
 
 
+def test_transcripts_with_no_gene_are_left_out_of_the_training_rna_map():
+    # As in segment. Their code is -1, which used to index the control-probe mask from its end: the last gene's flag
+    # (here not a control probe) put them in the map.
+    import dask.dataframe as dd
+    import pandas as pd
+    from spatialdata.models import PointsModel
+    from spatialdata.transformations import get_transformation
+
+    plain = gsn.datasets.synthetic_tissue((160, 160), seed=4)
+    extra = gsn.datasets.synthetic_tissue((160, 160), seed=4)
+    frame = extra.points["transcripts"].compute()
+    rng = np.random.default_rng(0)
+    x0, y0 = frame["x"].min(), frame["y"].min()  # a corner of the tissue, in the points' own coordinates
+    corner = pd.DataFrame({"x": x0 + rng.uniform(0, 20, 3000), "y": y0 + rng.uniform(0, 20, 3000)})
+    corner["gene"] = pd.Categorical([np.nan] * len(corner), categories=frame["gene"].cat.categories)
+    both = pd.concat([frame, corner.assign(cell_id=0)[frame.columns]], ignore_index=True)
+    transformations = get_transformation(extra.points["transcripts"], get_all=True)
+    del extra.points["transcripts"]
+    extra.points["transcripts"] = PointsModel.parse(
+        dd.from_pandas(both, npartitions=1), feature_key="gene", transformations=transformations
+    )
+    assert not str(frame["gene"].cat.categories[-1]).lower().startswith(("neg", "blank", "unassigned"))
+    start = _tiny_model()
+    a = gsn.tl.train(plain, labels_key="nuclei", model=start, seed=3, **dict(TINY, max_rounds=1))
+    b = gsn.tl.train(extra, labels_key="nuclei", model=start, seed=3, **dict(TINY, max_rounds=1))
+    assert b.meta["params"]["transcripts_per_um2"] == a.meta["params"]["transcripts_per_um2"]
+    for (k, va), (_, vb) in zip(a.network.state_dict().items(), b.network.state_dict().items(), strict=True):
+        assert np.array_equal(va.numpy(), vb.numpy()), k
+
+
 def test_trained_model_keeps_the_start_models_decoding_settings():
     # The decoding settings were chosen on validation data for the start model; the trained model must decode
     # the same way (a model that lost them decoded at 0.5 / 0.5 and found a third of the cells).

@@ -269,9 +269,11 @@ def train(
         weights=loss_weights,
     )
     options = dataclasses.replace(options, fit=fit_options)
-    # The RNA map (control probes left out) and its level follow the local density as segment's do.
+    # The RNA map (control probes and transcripts with no gene left out) and its level follow the local density as
+    # segment's do. Code -1 (no gene name) must not index the mask: it would read the last gene's flag.
     control = control_gene_mask(inputs.points.gene_names, control_genes)
-    xy = inputs.points.xy_pixels[~control[inputs.points.gene_codes]]
+    codes = inputs.points.gene_codes
+    xy = inputs.points.xy_pixels[(codes >= 0) & ~control[np.maximum(codes, 0)]]
     rna_sigma, rna_level, per_um2 = inputs.rna_settings(spec, xy)
     local = _slide.local_density(spec, rna_sigma, rna_level, xy, inputs.shape)
     level = rna_level if local is None else rna_level * density_ratio_window(xy, inputs.shape, local)
