@@ -58,3 +58,24 @@ def test_segment_warns_of_points_offset_from_the_image(pixel_size, caplog):
     assert "transcripts lie (+" in caplog.text and "'transcripts'" in caplog.text
     found = sdata.tables["moved_table"].uns["gsn"]["params"]["rna_image_alignment"]
     np.testing.assert_allclose(found["offset_um"], [10.0, 0.0], atol=1.5)
+
+
+def test_train_warns_of_points_offset_from_the_image(caplog):
+    # train reads its inputs whole (no work directory), so the check runs on the densest window of them instead.
+    from gsn_spatial.core.network.unet import NetworkConfig
+    from gsn_spatial.models import GeneSegModel, InputSpec
+
+    sdata = gsn.datasets.synthetic_tissue((256, 256), seed=32, imaged_at=0.25, global_frame="microns")
+    start = GeneSegModel.new(NetworkConfig(widths=(8, 8, 8, 8, 8)), InputSpec(rna_sigma_um=0.75))
+    tiny = dict(max_rounds=1, epochs=1, steps_per_epoch=1, patch_size=64, batch_size=2, device="cpu")
+    with caplog.at_level(logging.WARNING, logger="gsn_spatial"):
+        m = gsn.tl.train(sdata, labels_key="nuclei", model=start, **tiny)
+    assert "transcripts lie" not in caplog.text
+    assert np.abs(m.meta["params"]["rna_image_alignment"]["offset_um"]).max() <= 1.0
+    moved = {cs: Sequence([Translation([0.0, -10.0], axes=("x", "y")), t])
+             for cs, t in get_transformation(sdata["transcripts"], get_all=True).items()}  # fmt: skip
+    set_transformation(sdata["transcripts"], moved, set_all=True)
+    with caplog.at_level(logging.WARNING, logger="gsn_spatial"):
+        m = gsn.tl.train(sdata, labels_key="nuclei", model=start, **tiny)
+    assert "transcripts lie (" in caplog.text and "'transcripts'" in caplog.text
+    np.testing.assert_allclose(m.meta["params"]["rna_image_alignment"]["offset_um"], [0.0, -10.0], atol=1.5)

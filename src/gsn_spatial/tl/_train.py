@@ -28,6 +28,7 @@ from gsn_spatial.core.train.fit import FitOptions, LossWeights
 from gsn_spatial.core.train.recursive import RoundRecord, TrainingOptions, recursive_training, steps_per_pass
 from gsn_spatial.models import GeneSegModel
 from gsn_spatial.tl import _slide
+from gsn_spatial.tl._alignment import check_alignment_in_memory
 from gsn_spatial.tl._genes import check_gene_options
 from gsn_spatial.tl._inputs import check_pixel_size, resolve_inputs, resolve_model
 
@@ -281,6 +282,8 @@ def train(
         xy, inputs.shape, sigma=rna_sigma, level=level, mode=spec.rna_mode, method=spec.rna_method
     )  # fmt: skip
     full = np.stack([inputs.working_image(), rna])
+    alignment: dict = {}  # as segment, a warning before the rounds where the transcripts miss the nuclei
+    check_alignment_in_memory(full[0], xy, spec, alignment, points_key=inputs.points_key, image_key=inputs.image_key)
 
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     start_round, history = 0, []
@@ -305,6 +308,7 @@ def train(
         "control_genes": [g for g, c in zip(inputs.points.gene_names, control, strict=True) if c],
         "rna_local": {} if local is None else _slide.local_density_params(local, spec),
         "transcripts_per_um2": per_um2,
+        **alignment,
         "start_model": str(start.meta.get("name", "custom")),
         **{k: v for k, v in dataclasses.asdict(fit_options).items() if k not in ("weights", "augmentation")},
         **{k: v for k, v in dataclasses.asdict(options).items() if k != "fit"},
