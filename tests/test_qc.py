@@ -474,3 +474,36 @@ def test_marker_tables_from_the_shared_references(tmp_path):
     assert types == ["B", "T"] and mat.tolist() == [[False, True, False], [True, False, False]]
     with pytest.raises(FileNotFoundError):
         read_markers(tmp_path / "missing.csv", ["A"], parameter="positive_markers")
+
+
+def test_a_vendors_polygons_are_a_reference_on_the_labels_grid():
+    # MERSCOPE's cells are polygons in micrometres: qc draws them onto the labels' grid through the transformations.
+    import geopandas as gpd
+    from scipy import ndimage as ndi
+    from shapely import affinity
+    from spatialdata.models import ShapesModel
+    from spatialdata.transformations import Identity, get_transformation
+
+    from gsn_spatial.core.decode.boundaries import cell_polygons
+
+    sdata = gsn.datasets.synthetic_tissue((128, 128), seed=2)
+    cells = np.asarray(sdata.labels["cells"].data)
+    ids = np.unique(cells[cells > 0])
+    centroids = np.array(ndi.center_of_mass(np.ones_like(cells), cells, ids)) + 0.5
+    outlines = cell_polygons(lambda y0, y1, x0, x1: cells[y0:y1, x0:x1], cells.shape, ids, centroids, tolerance=0)
+    m = gsn._sdata.affine_xy(get_transformation(sdata["cells"], "microns"))
+    microns = [affinity.affine_transform(p, [m[0, 0], m[0, 1], m[1, 0], m[1, 1], m[0, 2], m[1, 2]]) for p in outlines]
+    sdata.shapes["vendor_cells"] = ShapesModel.parse(gpd.GeoDataFrame(geometry=microns),
+                                                     transformations={"microns": Identity()})  # fmt: skip
+    for labels_key in ("cells", "nuclei"):
+        as_labels = gsn.qc.match_reference(sdata, labels_key=labels_key, reference_key="cells")
+        as_shapes = gsn.qc.match_reference(sdata, labels_key=labels_key, reference_key="vendor_cells")
+        assert as_shapes == as_labels
+    assert gsn.qc.match_reference(sdata, labels_key="cells", reference_key="vendor_cells")["f1"] == 1.0
+    by_labels = gsn.qc.compare(sdata, labels_keys=["nuclei"], reference_key="cells")
+    by_shapes = gsn.qc.compare(sdata, labels_keys=["nuclei"], reference_key="vendor_cells")
+    assert by_shapes["f1_iou50"].iloc[0] == by_labels["f1_iou50"].iloc[0]
+    circles = gpd.GeoDataFrame({"radius": [3.0]}, geometry=gpd.points_from_xy([m[0, 2] + 20], [m[1, 2] + 20]))
+    sdata.shapes["one_circle"] = ShapesModel.parse(circles, transformations={"microns": Identity()})
+    drawn = gsn._sdata.shapes_to_labels(sdata, "one_circle", "cells", cells.shape)
+    assert drawn[40, 40] == 1 and abs((drawn == 1).sum() - np.pi * (3.0 / 0.5) ** 2) < 6  # 3 um = 6 px radius

@@ -11,6 +11,7 @@ from gsn_spatial._sdata.frames import (
     MICRON_SYSTEMS,
     GlobalFrame,
     affine_xy,
+    element_to_pixels,
     global_frame,
     micron_frame,
     microns_per_pixel,
@@ -23,6 +24,7 @@ from gsn_spatial._sdata.frames import (
 from gsn_spatial._sdata.images import ArrayWindows, scale0, select_channel
 from gsn_spatial._sdata.keys import ELEMENT_KINDS, check_new_keys, quiet_ome_zarr, resolve_gene_key, resolve_key
 from gsn_spatial._sdata.points import PointsInPixels, PointsPartitions, read_points, transcripts_element
+from gsn_spatial._sdata.shapes import shapes_to_labels
 from gsn_spatial._sdata.store import reload_from_store, store_elements
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "ArrayWindows",
     "GlobalFrame",
     "affine_xy",
+    "element_to_pixels",
     "PointsInPixels",
     "PointsPartitions",
     "check_new_keys",
@@ -47,6 +50,7 @@ __all__ = [
     "scale0",
     "scaled_affine",
     "select_channel",
+    "shapes_to_labels",
     "store_elements",
     "transcripts_element",
     "transformations",

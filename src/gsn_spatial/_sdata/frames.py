@@ -41,21 +41,27 @@ def points_to_pixels(sdata: SpatialData, points_key: str, image_key: str) -> np.
     results must agree; where they share none, SpatialData's graph search over
     coordinate systems is used.
     """
-    points, image = sdata.points[points_key], sdata[image_key]
-    t_points = get_transformation(points, get_all=True)
+    return element_to_pixels(sdata, points_key, image_key, kind="points")
+
+
+def element_to_pixels(sdata: SpatialData, element_key: str, image_key: str, *, kind: str = "shapes") -> np.ndarray:
+    """3 x 3 affine from a points or shapes element's coordinates to an image's (or labels') pixel grid.
+
+    As :func:`points_to_pixels`, for an element of ``kind`` (``"points"`` or ``"shapes"``; only the wording of the
+    errors depends on it).
+    """
+    element, image = sdata[element_key], sdata[image_key]
+    t_element = get_transformation(element, get_all=True)
     t_image = get_transformation(image, get_all=True)
-    shared = [cs for cs in t_points if cs in t_image]
-    candidates = []
-    for cs in shared:
-        to_cs = affine_xy(t_points[cs])
-        image_to_cs = affine_xy(t_image[cs])
-        candidates.append((cs, np.linalg.solve(image_to_cs, to_cs)))
+    candidates = [
+        (cs, np.linalg.solve(affine_xy(t_image[cs]), affine_xy(t_element[cs]))) for cs in t_element if cs in t_image
+    ]
     if not candidates:
         try:
-            t = get_transformation_between_coordinate_systems(sdata, points, image)
+            t = get_transformation_between_coordinate_systems(sdata, element, image)
         except Exception as err:
             raise ValueError(
-                f"No transformation path between points {points_key!r} (coordinate systems {list(t_points)}) and "
+                f"No transformation path between {kind} {element_key!r} (coordinate systems {list(t_element)}) and "
                 f"image {image_key!r} ({list(t_image)}). Give both a transformation to a shared coordinate system."
             ) from err
         return affine_xy(t)
@@ -63,8 +69,8 @@ def points_to_pixels(sdata: SpatialData, points_key: str, image_key: str) -> np.
     for cs, m in candidates[1:]:
         if not np.allclose(m, m0, atol=1e-6, rtol=1e-6):
             raise ValueError(
-                f"Points {points_key!r} and image {image_key!r} are aligned differently in coordinate systems "
-                f"{cs0!r} and {cs!r}; fix the transformations so they agree."
+                f"{kind.capitalize()} {element_key!r} and image {image_key!r} are aligned differently in coordinate "
+                f"systems {cs0!r} and {cs!r}; fix the transformations so they agree."
             )
     return m0
 

@@ -27,6 +27,20 @@ def labels_array(sdata: SpatialData, key: str | None, *, parameter: str = "label
     return key, arr
 
 
+def reference_array(sdata: SpatialData, reference_key: str, labels_key: str, shape: tuple[int, ...]) -> np.ndarray:
+    """The reference cells on the grid of labels ``labels_key`` (of ``shape``).
+
+    A labels element must share that grid; a shapes element of cell polygons or circles (a vendor's boundaries, as
+    MERSCOPE's) is drawn onto it through the transformations (:func:`gsn_spatial._sdata.shapes_to_labels`).
+    """
+    if isinstance(reference_key, str) and reference_key in sdata.shapes:
+        return _sdata.shapes_to_labels(sdata, reference_key, labels_key, tuple(shape))
+    reference_key, ref = labels_array(sdata, reference_key, parameter="reference_key")
+    if ref.shape != tuple(shape):
+        raise ValueError(f"Reference {reference_key!r} {ref.shape} and labels {labels_key!r} {shape} differ in shape.")
+    return ref
+
+
 def points_on_grid(
     sdata: SpatialData, points_key: str, grid_key: str, *, gene_key: str | None = None, with_genes: bool = False
 ) -> _sdata.PointsInPixels:

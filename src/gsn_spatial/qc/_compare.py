@@ -15,7 +15,14 @@ from gsn_spatial.core.metrics import coverage
 from gsn_spatial.core.metrics import expression as expression_metrics
 from gsn_spatial.core.metrics.cell_shape import cell_ids as present_ids
 from gsn_spatial.core.metrics.cell_shape import shape_metrics
-from gsn_spatial.qc._common import cells_of_points, labels_array, microns_per_pixel, points_on_grid, read_markers
+from gsn_spatial.qc._common import (
+    cells_of_points,
+    labels_array,
+    microns_per_pixel,
+    points_on_grid,
+    read_markers,
+    reference_array,
+)
 from gsn_spatial.qc._counts import centroids
 from gsn_spatial.qc._reference import _check_thresholds, reference_scores
 from gsn_spatial.qc._slide import _image_plane
@@ -53,7 +60,8 @@ def compare(
     - always: ``n_cells``, ``median_area`` (pixels), ``median_area_um2``
       (with a micron transformation), ``median_elongation``,
       ``median_convexity`` (see :func:`cell_metrics`);
-    - against ``reference_key``: ``f1_iou50``, ``precision_iou50``,
+    - against ``reference_key`` (labels on the same grid, or a shapes element of cell polygons or circles drawn
+      onto it): ``f1_iou50``, ``precision_iou50``,
       ``recall_iou50``, the same at the other ``iou_thresholds``,
       ``mean_matched_iou``, ``panoptic_quality``, ``n_split``, ``n_merged``,
       and with transcripts ``tx_fraction_same``, ``tx_ari``
@@ -95,9 +103,7 @@ def compare(
             raise ValueError(f"Labels {key!r} {arr.shape} and {labels_keys[0]!r} {shape} differ in shape.")
     ref = None
     if reference_key is not None:
-        reference_key, ref = labels_array(sdata, reference_key, parameter="reference_key")
-        if ref.shape != shape:
-            raise ValueError(f"Reference {reference_key!r} {ref.shape} and labels {shape} differ in shape.")
+        ref = reference_array(sdata, reference_key, labels_keys[0], shape)
     pts = None
     if points_key is not None or any(True for _ in sdata.points):
         points_key = _sdata.resolve_key(sdata, "points", points_key, parameter="points_key", beside=labels_keys[0])

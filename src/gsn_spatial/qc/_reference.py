@@ -9,15 +9,12 @@ from spatialdata import SpatialData
 
 from gsn_spatial import _sdata
 from gsn_spatial.core.metrics.matching import match_scores, panoptic_quality, split_merge, transcript_agreement
-from gsn_spatial.qc._common import cells_of_points, labels_array, points_on_grid
+from gsn_spatial.qc._common import cells_of_points, labels_array, points_on_grid, reference_array
 
 
 def _pair(sdata: SpatialData, labels_key: str, reference_key: str) -> tuple[np.ndarray, np.ndarray]:
     labels_key, pred = labels_array(sdata, labels_key, parameter="labels_key")
-    reference_key, ref = labels_array(sdata, reference_key, parameter="reference_key")
-    if pred.shape != ref.shape:
-        raise ValueError(f"Labels {labels_key!r} {pred.shape} and {reference_key!r} {ref.shape} differ in shape.")
-    return pred, ref
+    return pred, reference_array(sdata, reference_key, labels_key, pred.shape)
 
 
 def match_reference(
@@ -25,7 +22,8 @@ def match_reference(
 ) -> dict[str, float]:
     """Match the cells of ``labels_key`` one-to-one with those of ``reference_key`` at IoU >= ``iou_threshold``.
 
-    Both labels elements must share a pixel grid.
+    Both labels elements must share a pixel grid; ``reference_key`` may also name a shapes element of cell polygons
+    or circles (a vendor's boundaries), drawn onto the grid of ``labels_key`` through the transformations.
 
     Returns
     -------
@@ -41,7 +39,8 @@ def match_reference(
     1.0
     """
     for key, param in ((labels_key, "labels_key"), (reference_key, "reference_key")):
-        _sdata.resolve_key(sdata, "labels", key, parameter=param)
+        if param == "labels_key" or key not in sdata.shapes:
+            _sdata.resolve_key(sdata, "labels", key, parameter=param)
     pred, ref = _pair(sdata, labels_key, reference_key)
     s = match_scores(ref, pred, threshold=iou_threshold)
     return {
@@ -115,7 +114,8 @@ def reference_metrics(
       outside cells or that both put in cells paired by mutual majority, and
       ``tx_ari``, the adjusted Rand index over transcripts both put in cells.
 
-    Both labels must share a pixel grid.
+    Both labels must share a pixel grid; ``reference_key`` may also name a shapes element of cell polygons or
+    circles, drawn onto the grid of ``labels_key``.
 
     Examples
     --------

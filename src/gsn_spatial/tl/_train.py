@@ -38,6 +38,10 @@ _ROUND_FILE = re.compile(r"round_(\d+)\.pt$")
 
 
 def _labels_on_image_grid(sdata: SpatialData, labels_key: str, image_key: str, shape: tuple[int, int]) -> np.ndarray:
+    if labels_key in sdata.shapes:
+        logger.info("Drawing the %d cells of shapes %r onto image %r's grid.", len(sdata.shapes[labels_key]),
+                    labels_key, image_key)  # fmt: skip
+        return _sdata.shapes_to_labels(sdata, labels_key, image_key, shape).astype(np.int64)
     lab_el = sdata.labels[labels_key]
     lab = _sdata.scale0(lab_el)
     if tuple(lab.shape) != shape:
@@ -120,7 +124,8 @@ def train(
     sdata
         SpatialData object with the image, the transcripts and the labels.
     labels_key
-        Labels element with the initial (noisy) cells, on the image's pixel grid.
+        Labels element with the initial (noisy) cells, on the image's pixel grid; or a shapes element of cell
+        polygons or circles (MERSCOPE's or sopa's boundaries), drawn onto that grid through the transformations.
     model
         Starting model: ``None`` fine-tunes a copy of the shipped default
         model; a :class:`~gsn_spatial.models.GeneSegModel`, shipped name or
@@ -213,7 +218,8 @@ def train(
     """
     if not isinstance(sdata, SpatialData):
         raise TypeError(f"`sdata` must be a SpatialData object, got {type(sdata).__name__}.")
-    _sdata.resolve_key(sdata, "labels", labels_key, parameter="labels_key")
+    if not (isinstance(labels_key, str) and labels_key in sdata.shapes):
+        _sdata.resolve_key(sdata, "labels", labels_key, parameter="labels_key")
     checked = [("max_rounds", max_rounds), ("epochs", epochs), ("batch_size", batch_size)]
     for pname, value in checked + ([("steps_per_epoch", steps_per_epoch)] if steps_per_epoch is not None else []):
         if not isinstance(value, int) or value < 1:
