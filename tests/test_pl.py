@@ -31,6 +31,37 @@ def test_overlay_colours_inside_and_outside(small, tmp_path):
     plt.close("all")
 
 
+def test_overlay_of_a_large_image_is_strided_and_its_points_sampled(small):
+    # A whole slide must not be drawn pixel by pixel nor every transcript: memory stays bounded.
+    full = gsn.pl.segmentation_overlay(small, labels_key="cells")
+    n_points = len(small.points["transcripts"])
+    assert full.images[0].get_array().shape == (160, 160) and len(full.collections[0].get_offsets()) == n_points
+    ax = gsn.pl.segmentation_overlay(small, labels_key="cells", max_pixels=40 * 40, max_points=100)
+    assert ax.images[0].get_array().shape == (40, 40) and ax.images[1].get_array().shape[:2] == (40, 40)
+    assert len(ax.collections[0].get_offsets()) == 100
+    assert ax.get_xlim() == (0, 160) and ax.get_ylim() == (160, 0)
+    with pytest.raises(ValueError, match="max_pixels"):
+        gsn.pl.segmentation_overlay(small, labels_key="cells", max_pixels=0)
+    plt.close("all")
+
+
+def test_overlay_draws_labels_of_another_grid_where_they_belong():
+    # segment(labels_grid="working") writes labels coarser than a fine image, under a Scale: drawn on the image's grid.
+    from gsn_spatial.pl._overlay import _labels_at
+
+    sdata = gsn.datasets.synthetic_tissue((256, 256), seed=5, imaged_at=0.25, global_frame="microns")
+    gsn.tl.segment(sdata, labels_key_added="fine")
+    gsn.tl.segment(sdata, labels_key_added="coarse", labels_grid="working")
+    fine = np.asarray(sdata.labels["fine"].data)
+    assert sdata.labels["coarse"].shape != fine.shape
+    centres = np.arange(fine.shape[0]) + 0.5
+    drawn = _labels_at(sdata, "coarse", "dapi", centres, np.arange(fine.shape[1]) + 0.5)
+    assert (drawn == fine).mean() > 0.999
+    ax = gsn.pl.segmentation_overlay(sdata, labels_key="coarse", window=(0, 128, 0, 128))
+    assert ax.images[1].get_array().shape[:2] == (128, 128)
+    plt.close("all")
+
+
 def test_metric_distributions(small, tmp_path):
     axes = gsn.pl.metric_distributions(
         small, labels_keys=["cells", "nuclei"], metrics=["area", "n_genes_by_counts"], save=tmp_path / "d.png"
