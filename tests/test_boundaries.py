@@ -81,3 +81,26 @@ def test_cell_polygons_do_not_depend_on_the_window():
         tiled = cell_polygons(read, labels.shape, ids, centroids, window=window)
         assert all(shapely.equals_exact(a, b, tolerance=0) for a, b in zip(whole, tiled, strict=True)), window
     assert whole[-1].equals(shapely.box(9, 7, 10, 8))
+
+
+@pytest.mark.parametrize("shape", ["thin diagonal", "L"])
+def test_large_non_convex_cells_get_their_own_outline(shape):
+    # A thin diagonal cell across the slide: the corner of its box in its centroid's window is more than a halo from
+    # any of its pixels (the read around it found none and raised IndexError). An L: its centroid lies outside it,
+    # beyond a halo, so its centroid's window has none of its pixels (it became a one-pixel square).
+    labels = np.zeros((1536, 1536), np.uint32)
+    rows, cols = np.mgrid[0:1536, 0:1536]
+    if shape == "thin diagonal":
+        labels[np.abs(rows + cols - 1281) <= 2] = 1
+    else:
+        labels[:, 900:906] = 1
+        labels[1530:, :906] = 1
+    labels[100:140, 100:140] = 2
+    ids = np.array([1, 2])
+    centroids = np.array(ndi.center_of_mass(labels > 0, labels, ids)) + 0.5
+    read = lambda y0, y1, x0, x1: labels[y0:y1, x0:x1]  # noqa: E731
+    polygons = cell_polygons(read, labels.shape, ids, centroids, window=256, tolerance=0)
+    for cell, polygon in zip(ids, polygons, strict=True):
+        rows_in, cols_in = np.nonzero(labels == cell)
+        assert shapely.contains_xy(polygon, cols_in + 0.5, rows_in + 0.5).mean() > 0.99, cell
+        assert abs(polygon.area - len(rows_in)) < 0.01 * len(rows_in), cell

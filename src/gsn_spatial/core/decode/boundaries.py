@@ -216,24 +216,44 @@ def cell_polygons(
             touches = (sl[0].start == 0 and y0 > 0) or (sl[0].stop == block.shape[0] and y1 < h)
             touches |= (sl[1].start == 0 and x0 > 0) or (sl[1].stop == block.shape[1] and x1 < w)
             if touches:
-                rings.append(_ring_of_large_cell(read, shape, label, (y0 + sl[0].start, x0 + sl[1].start)))
+                # Seeded at one of its own pixels: its bounding box's corner may be far from any (an L-shaped cell).
+                r, c = np.argwhere(block[sl] == label)[0]
+                rings.append(_ring_of_large_cell(read, shape, label, (y0 + sl[0].start + r, x0 + sl[1].start + c)))
             else:
                 rings.append(cell_ring(block[sl] == label, origin=(y0 + sl[0].start, x0 + sl[1].start)))
             drawn.append(index[label])
         if drawn:
             polygons[drawn] = polygons_from_rings(rings, tolerance=tolerance)
-    # A cell of the table with no pixel left on this grid (labels resampled to a coarser image): the pixel at its
-    # centroid, so that every row of the table still has its polygon.
+    # A cell not in the window of its centroid: a large non-convex one whose centroid lies outside it, more than a
+    # halo from its pixels (looked for within twice the halo), or one with no pixel left on this grid (labels
+    # resampled to a coarser image: the pixel at its centroid, so that every row of the table has its polygon).
     missing = [i for i in range(len(cell_ids)) if polygons[i] is None]
     if missing:
         rc = np.clip(np.floor(np.asarray(centroids_yx, dtype=float).reshape(-1, 2)[missing]), 0, np.array(shape) - 1)
-        rings = [np.array([[c, r], [c + 1, r], [c + 1, r + 1], [c, r + 1], [c, r]], float) for r, c in rc.astype(int)]
+        rings = []
+        for i, (r, c) in zip(missing, rc.astype(int), strict=True):
+            seed = _pixel_near(read, shape, int(cell_ids[i]), (r, c))
+            if seed is None:
+                rings.append(np.array([[c, r], [c + 1, r], [c + 1, r + 1], [c, r + 1], [c, r]], float))
+            else:
+                rings.append(_ring_of_large_cell(read, shape, int(cell_ids[i]), seed))
         polygons[missing] = polygons_from_rings(rings, tolerance=tolerance)
     return list(polygons)
 
 
+def _pixel_near(read, shape, label: int, centre: tuple[int, int]) -> tuple[int, int] | None:
+    """A pixel of cell ``label`` within twice the window halo of ``centre``, or ``None``."""
+    reach = 2 * WINDOW_HALO
+    y0, x0 = max(0, centre[0] - reach), max(0, centre[1] - reach)
+    found = np.argwhere(
+        np.asarray(read(y0, min(shape[0], centre[0] + reach), x0, min(shape[1], centre[1] + reach))) == label
+    )
+    return (y0 + int(found[0, 0]), x0 + int(found[0, 1])) if len(found) else None
+
+
 def _ring_of_large_cell(read, shape, label: int, start: tuple[int, int]) -> np.ndarray:
-    """A cell larger than a window's halo: read around it, growing the window until it fits."""
+    """A cell larger than a window's halo: read around it (``start`` one of its pixels), growing the window until
+    it fits."""
     h, w = shape
     reach = 2 * WINDOW_HALO
     while True:
