@@ -111,7 +111,7 @@ def test_the_points_scale_is_taken_within_its_band_of_the_nucleus_estimate(frame
     taken up to 2x from the estimate. Points on the image's own grid (their "1 um/px" only a guess): up to 30 %."""
     from dataclasses import replace
 
-    from gsn_spatial.tl._inputs import resolve_pixel_size
+    from gsn_spatial.tl._pixel_size import resolve_pixel_size
 
     sdata = gsn.datasets.synthetic_tissue(
         (384, 384), seed=61, imaged_at=imaged_at, global_frame=frame, microns_system=False
@@ -179,7 +179,7 @@ def test_empty_image_asks_for_the_pixel_size():
     with pytest.raises(ValueError, match="pixel_size"):
         gsn.tl.segment(sdata)
     # Points in um under a written scale: that scale, unchecked, and the call goes on.
-    from gsn_spatial.tl._inputs import UNCHECKED_TRANSFORM_SOURCE
+    from gsn_spatial.tl._pixel_size import UNCHECKED_TRANSFORM_SOURCE
 
     sdata = gsn.datasets.synthetic_tissue((256, 256), seed=1, global_frame="microns", microns_system=False)
     sdata.images["dapi"].data[:] = 100
@@ -240,7 +240,7 @@ def test_segmentation_holds_across_transcript_densities(factor):
 def test_no_nuclei_to_measure_falls_back_on_a_written_scale(frame, caplog):
     """A stain with no nuclei to measure (blank here): micrometre points under a written scale give the pixel size,
     with a warning; points on the image's own grid give none, and a ValueError asks for pixel_size."""
-    from gsn_spatial.tl._inputs import UNCHECKED_TRANSFORM_SOURCE, resolve_pixel_size
+    from gsn_spatial.tl._pixel_size import UNCHECKED_TRANSFORM_SOURCE, resolve_pixel_size
 
     sdata = gsn.datasets.synthetic_tissue((256, 256), seed=62, imaged_at=0.25, global_frame=frame, microns_system=False)
     blank = sdata.images["dapi"].data[0] * 0

@@ -15,7 +15,8 @@ from gsn_spatial.core.slide.steps import assign_slide, cell_table_arrays, count_
 from gsn_spatial.core.slide.workdir import WorkDir
 from gsn_spatial.tl import _slide
 from gsn_spatial.tl._genes import check_gene_options, gene_roles
-from gsn_spatial.tl._inputs import assignment_params, check_assignment, check_pixel_size
+from gsn_spatial.tl._inputs import assignment_params, check_assignment
+from gsn_spatial.tl._pixel_size import check_pixel_size
 from gsn_spatial.tl._table import build_table
 
 logger = logging.getLogger(__name__)

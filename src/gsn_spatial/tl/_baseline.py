@@ -14,7 +14,7 @@ from spatialdata.transformations import get_transformation
 from gsn_spatial import _sdata
 from gsn_spatial.core.image.watershed import watershed as _watershed_cells
 from gsn_spatial.core.image.watershed import watershed_nuclei as _watershed
-from gsn_spatial.tl._inputs import check_pixel_size, resolve_pixel_size
+from gsn_spatial.tl._pixel_size import check_pixel_size, resolve_pixel_size
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,6 @@ from gsn_spatial.tl._inputs import (
     assignment_params,
     check_assignment,
     check_outputs,
-    check_pixel_size,
     check_tiling,
     decode_settings,
     int8_inference,
@@ -35,6 +34,7 @@ from gsn_spatial.tl._inputs import (
     resolve_inputs,
     resolve_model,
 )
+from gsn_spatial.tl._pixel_size import check_pixel_size
 from gsn_spatial.tl._table import build_table
 
 logger = logging.getLogger(__name__)

@@ -30,7 +30,8 @@ from gsn_spatial.models import GeneSegModel
 from gsn_spatial.tl import _slide
 from gsn_spatial.tl._alignment import check_alignment_in_memory
 from gsn_spatial.tl._genes import check_gene_options
-from gsn_spatial.tl._inputs import check_pixel_size, resolve_inputs, resolve_model
+from gsn_spatial.tl._inputs import resolve_inputs, resolve_model
+from gsn_spatial.tl._pixel_size import check_pixel_size
 
 logger = logging.getLogger(__name__)
 
