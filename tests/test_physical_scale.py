@@ -254,3 +254,26 @@ def test_no_nuclei_to_measure_falls_back_on_a_written_scale(frame, caplog):
         found = resolve_pixel_size(sdata, **kwargs)
     assert found.um_per_pixel == pytest.approx(0.25) and found.source == UNCHECKED_TRANSFORM_SOURCE
     assert "no nuclei to estimate the pixel size" in caplog.text
+
+
+@pytest.mark.parametrize("microns_system", [True, False])
+def test_a_pixel_size_far_from_the_transformations_scale_is_warned_of(microns_system, caplog):
+    """A slip of a decimal place in `pixel_size=` runs without error and finds few or no cells: a warning names it,
+    against a micron coordinate system or, without one, the scale written between micrometre points and the image."""
+    from gsn_spatial.tl._pixel_size import resolve_pixel_size
+
+    sdata = gsn.datasets.synthetic_tissue(
+        (128, 128), seed=61, imaged_at=0.25, global_frame="microns", microns_system=microns_system
+    )
+    pixels, spec = sdata.images["dapi"].data[0], gsn.models.load().input
+    for given, warned in ((0.25, False), (0.4, False), (0.1375, False), (2.5, True), (0.025, True)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="gsn_spatial"):
+            found = resolve_pixel_size(
+                sdata, image_key="dapi", points_key="transcripts", pixels=pixels, pixel_size=given, spec=spec
+            )
+        assert found.um_per_pixel == given and found.source == "argument"
+        assert ("`pixel_size=" in caplog.text) == warned, (given, caplog.text)
+        if warned:
+            assert "0.25 um/px" in caplog.text
+            assert ("coordinate system in microns" if microns_system else "points 'transcripts'") in caplog.text

@@ -90,6 +90,7 @@ def resolve_pixel_size(
     check_pixel_size(pixel_size)
     if pixel_size is not None:
         found = PixelSize(float(pixel_size), "argument")
+        _check_argument(sdata, image_key, points_key, found.um_per_pixel)
     elif (um := _sdata.microns_per_pixel(sdata, image_key)) is not None:
         cs = next(cs for cs in _sdata.MICRON_SYSTEMS if cs in _sdata.transformations(sdata[image_key]))
         found = PixelSize(um, f"coordinate system {cs!r}")
@@ -146,3 +147,18 @@ def resolve_pixel_size(
                 )
     logger.info("Image %r: %.4g um per pixel (%s).", image_key, found.um_per_pixel, found.source)
     return found
+
+
+def _check_argument(sdata: SpatialData, image_key: str, points_key: str | None, pixel_size: float) -> None:
+    """Warn where ``pixel_size=`` is more than 2x from the scale the transformations write down (a slip of a decimal
+    place, or nanometres for micrometres, runs without error and finds few or no cells); the argument is still used."""
+    um, source = _sdata.microns_per_pixel(sdata, image_key), "its coordinate system in microns"
+    if um is None and points_key is not None and _sdata.transformations_write_a_scale(sdata, points_key, image_key):
+        um = 1.0 / float(np.sqrt(abs(np.linalg.det(_sdata.points_to_pixels(sdata, points_key, image_key)[:2, :2]))))
+        source = f"the transformations from points {points_key!r} (if those are in micrometres)"
+    if um is not None and not 0.5 <= pixel_size / um <= 2.0:
+        logger.warning(
+            "Image %r: `pixel_size=%.4g` is %.3gx the %.4g um/px of %s; it is used as given. Check its units (um per "
+            "image pixel) or leave it out to take the transformations' scale.",
+            image_key, pixel_size, pixel_size / um, um, source,
+        )  # fmt: skip
