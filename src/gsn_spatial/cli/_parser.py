@@ -192,7 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     _store_arg(p)
-    p.add_argument("--labels-key", required=True, metavar="KEY", help="labels element with the initial (noisy) cells")
+    p.add_argument(
+        "--labels-key",
+        required=True,
+        metavar="KEY",
+        help="labels element with the initial (noisy) cells, or a shapes element of cell polygons or circles",
+    )
     p.add_argument("--out", type=Path, required=True, help="where to save the trained model (.pt)")
     _inputs(p)
     _model_arg(p, "starting model: shipped name or .pt path")
@@ -228,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _store_arg(p)
     p.add_argument("--labels-keys", nargs="+", required=True, metavar="KEY", help="labels elements to score")
-    p.add_argument("--reference-key", default=None, metavar="KEY", help="labels element to compare against")
+    p.add_argument("--reference-key", default=None, metavar="KEY", help="labels (or cell shapes) to compare against")
     p.add_argument("--points-key", default=None, metavar="KEY", help="points element for transcript metrics")
     p.add_argument("--image-key", default=None, metavar="KEY", help="image element for intensity metrics")
     p.add_argument(

