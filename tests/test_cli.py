@@ -110,6 +110,8 @@ def test_segment_overwrite_and_new_keys(segmented, copy, capsys):
     assert "second_tx" in back.points
 
 
+# Slow (6 s): wiring only; the compiled network's cells are tests/test_inference.py's (slow too).
+@pytest.mark.slow
 def test_segment_compile_flag(segmented, copy, monkeypatch):
     # The wiring of --compile; that a compiled network gives the eager cells is tests/test_inference.py's
     # (a real compile here cost another 40 s of the suite on an AVX2 host).
@@ -130,6 +132,8 @@ def test_segment_compile_flag(segmented, copy, monkeypatch):
     assert gsn.qc.match_reference(back, labels_key="compiled", reference_key="cells")["f1"] > 0.8
 
 
+# Slow (8 s): wiring only; float32 against int8 cells is tests/test_quantize.py's.
+@pytest.mark.slow
 def test_segment_float32_flag(segmented, copy):
     path = copy(segmented)
     argv = ["segment", str(path), "--labels-key-added", "f32", "--table-key-added", "f32_table"]

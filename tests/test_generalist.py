@@ -96,6 +96,8 @@ def test_generalist_small_is_a_quarter_of_the_size():
     assert small.input.pixel_size == big.input.pixel_size and set(small.meta["decode"]) == set(big.meta["decode"])
 
 
+# Slow (10 s): the smaller, non-default model; the default's own held-out check runs by default.
+@pytest.mark.slow
 @pytest.mark.parametrize("pixel_size", [0.25, 1.0])
 def test_generalist_small_on_a_fresh_seed_beats_nucleus_expansion(pixel_size):
     r = generalist.sim_scores(heldout.SIM_TEST_SEEDS[0], pixel_size, size_um=160.0, model="generalist_small")
