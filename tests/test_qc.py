@@ -476,25 +476,16 @@ def test_marker_tables_from_the_shared_references(tmp_path):
         read_markers(tmp_path / "missing.csv", ["A"], parameter="positive_markers")
 
 
-def test_a_vendors_polygons_are_a_reference_on_the_labels_grid():
+def test_a_vendors_polygons_are_a_reference_on_the_labels_grid(outlines_in_microns):
     # MERSCOPE's cells are polygons in micrometres: qc draws them onto the labels' grid through the transformations.
     import geopandas as gpd
-    from scipy import ndimage as ndi
-    from shapely import affinity
     from spatialdata.models import ShapesModel
     from spatialdata.transformations import Identity, get_transformation
 
-    from gsn_spatial.core.decode.boundaries import cell_polygons
-
     sdata = gsn.datasets.synthetic_tissue((128, 128), seed=2)
     cells = np.asarray(sdata.labels["cells"].data)
-    ids = np.unique(cells[cells > 0])
-    centroids = np.array(ndi.center_of_mass(np.ones_like(cells), cells, ids)) + 0.5
-    outlines = cell_polygons(lambda y0, y1, x0, x1: cells[y0:y1, x0:x1], cells.shape, ids, centroids, tolerance=0)
+    sdata.shapes["vendor_cells"] = outlines_in_microns(sdata, "cells")
     m = gsn._sdata.affine_xy(get_transformation(sdata["cells"], "microns"))
-    microns = [affinity.affine_transform(p, [m[0, 0], m[0, 1], m[1, 0], m[1, 1], m[0, 2], m[1, 2]]) for p in outlines]
-    sdata.shapes["vendor_cells"] = ShapesModel.parse(gpd.GeoDataFrame(geometry=microns),
-                                                     transformations={"microns": Identity()})  # fmt: skip
     for labels_key in ("cells", "nuclei"):
         as_labels = gsn.qc.match_reference(sdata, labels_key=labels_key, reference_key="cells")
         as_shapes = gsn.qc.match_reference(sdata, labels_key=labels_key, reference_key="vendor_cells")

@@ -168,31 +168,15 @@ def test_transcripts_with_no_gene_are_left_out_of_the_training_rna_map():
         assert np.array_equal(va.numpy(), vb.numpy()), k
 
 
-def test_cells_given_as_polygons_in_microns_train_as_their_labels():
+def test_cells_given_as_polygons_in_microns_train_as_their_labels(outlines_in_microns):
     # MERSCOPE's and sopa's cells are polygons; train draws them onto the image's grid through the transformations.
-    import geopandas as gpd
-    from scipy import ndimage as ndi
-    from shapely import affinity
-    from spatialdata.models import ShapesModel
-    from spatialdata.transformations import Identity, get_transformation
-
-    from gsn_spatial.core.decode.boundaries import cell_polygons
-
     sdata = gsn.datasets.synthetic_tissue((160, 160), seed=4)
-    nuclei = np.asarray(sdata.labels["nuclei"].data)
-    ids = np.unique(nuclei[nuclei > 0])
-    centroids = np.array(ndi.center_of_mass(np.ones_like(nuclei), nuclei, ids)) + 0.5
-    outlines = cell_polygons(lambda y0, y1, x0, x1: nuclei[y0:y1, x0:x1], nuclei.shape, ids, centroids, tolerance=0)
-    # In micrometres, where the tissue's "microns" system puts them (a scale and a translation).
-    m = gsn._sdata.affine_xy(get_transformation(sdata["nuclei"], "microns"))
-    microns = [affinity.affine_transform(p, [m[0, 0], m[0, 1], m[1, 0], m[1, 1], m[0, 2], m[1, 2]]) for p in outlines]
-    assert not np.allclose(m, np.eye(3))
-    shapes = ShapesModel.parse(gpd.GeoDataFrame(geometry=microns), transformations={"microns": Identity()})
-    sdata.shapes["nuclei_outlines"] = shapes
+    n_nuclei = len(np.unique(np.asarray(sdata.labels["nuclei"].data))) - 1
+    sdata.shapes["nuclei_outlines"] = outlines_in_microns(sdata, "nuclei")
     start = _tiny_model()
     a = gsn.tl.train(sdata, labels_key="nuclei", model=start, seed=3, **dict(TINY, max_rounds=1))
     b = gsn.tl.train(sdata, labels_key="nuclei_outlines", model=start, seed=3, **dict(TINY, max_rounds=1))
-    assert a.meta["history"][0]["n_cells_in"] == b.meta["history"][0]["n_cells_in"] == len(ids)
+    assert a.meta["history"][0]["n_cells_in"] == b.meta["history"][0]["n_cells_in"] == n_nuclei
     for (k, va), (_, vb) in zip(a.network.state_dict().items(), b.network.state_dict().items(), strict=True):
         assert np.array_equal(va.numpy(), vb.numpy()), k
 
