@@ -151,10 +151,8 @@ def _labels_at(sdata: SpatialData, labels_key: str, image_key: str, rows: np.nda
     out = np.zeros((len(rows), len(cols)), dtype=np.int64)
     r_in, c_in = (r >= 0) & (r < data.shape[0]), (c >= 0) & (c < data.shape[1])
     if r_in.any() and c_in.any():
-        # Read only the labels' bounding window, then pick the pixels (a dask array reads its chunks there).
-        (ra, rb), (ca, cb) = (r[r_in].min(), r[r_in].max() + 1), (c[c_in].min(), c[c_in].max() + 1)
-        part = np.asarray(data[ra:rb, ca:cb])
-        out[np.ix_(r_in, c_in)] = part[np.ix_(r[r_in] - ra, c[c_in] - ca)]
+        # Only the sampled rows, then columns: a dask array computes them chunk by chunk, never the whole labels.
+        out[np.ix_(r_in, c_in)] = np.asarray(data[r[r_in]][:, c[c_in]])
     return out
 
 

@@ -38,10 +38,7 @@ def match_reference(
     >>> gsn.qc.match_reference(sdata, labels_key="cells", reference_key="cells")["f1"]
     1.0
     """
-    for key, param in ((labels_key, "labels_key"), (reference_key, "reference_key")):
-        if param == "labels_key" or key not in sdata.shapes:
-            _sdata.resolve_key(sdata, "labels", key, parameter=param)
-    pred, ref = _pair(sdata, labels_key, reference_key)
+    pred, ref = _pair(sdata, labels_key, reference_key)  # resolves both keys, with errors that name them
     s = match_scores(ref, pred, threshold=iou_threshold)
     return {
         "f1": s.f1,
