@@ -90,3 +90,37 @@ def test_intensity_capture_and_correlation_scatter(small):
     r = gsn.qc.correlation_reproducibility(small, labels_key="cells")["reproducibility"]
     assert f"r = {r:.3f}" in ax.get_title()
     plt.close("all")
+
+
+def test_training_history_draws_every_round_and_marks_rejected_ones(tmp_path):
+    from gsn_spatial.core.network.unet import NetworkConfig
+
+    model = gsn.models.GeneSegModel.new(NetworkConfig(widths=(8, 8, 8, 8, 8)))
+    with pytest.raises(ValueError, match="no training history"):
+        gsn.pl.training_history(model)
+    rounds = [
+        dict(round=1, epochs=2, train_loss=2.0, val_loss=None, n_cells_in=100, n_cells_out=90, iou_to_previous=0.6,
+             seconds=1.0),
+        dict(round=2, epochs=2, train_loss=1.5, val_loss=None, n_cells_in=90, n_cells_out=20, iou_to_previous=0.2,
+             seconds=1.0, accepted=False),
+        dict(round=3, epochs=2, train_loss=1.2, val_loss=None, n_cells_in=90, n_cells_out=95, iou_to_previous=0.9,
+             seconds=1.0),
+    ]  # fmt: skip
+    model.meta["history"] = rounds
+    path = model.save(tmp_path / "m.pt")
+    out = tmp_path / "h.png"
+    loss_ax, cells_ax = gsn.pl.training_history(path, save=out)  # a saved model's path works too
+    assert out.stat().st_size > 0
+    # No validation band: one loss line, the training loss of each round.
+    assert [list(line.get_ydata()) for line in loss_ax.get_lines()] == [[2.0, 1.5, 1.2]]
+    labels = [line.get_label() for line in cells_ax.get_lines()]
+    assert labels == ["cells in", "cells out", "rejected"]
+    rejected = cells_ax.get_lines()[2]
+    assert list(rejected.get_xdata()) == [2] and list(rejected.get_ydata()) == [20]
+    with_val = [{**r, "val_loss": float(r["round"])} for r in rounds]
+    model.meta["history"] = with_val
+    loss_ax, _ = gsn.pl.training_history(model)
+    assert len(loss_ax.get_lines()) == 2 and list(loss_ax.get_lines()[1].get_ydata()) == [1.0, 2.0, 3.0]
+    with pytest.raises(ValueError, match="two axes"):
+        gsn.pl.training_history(model, axes=[loss_ax])
+    plt.close("all")
