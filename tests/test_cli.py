@@ -164,16 +164,30 @@ def test_qc_table(segmented, tmp_path, capsys):
 # 18-19 s each, the two heaviest here: `slow` since the default suite reached 582 s of its 600 in CI (2026-12-07);
 # the in-process tests above run the same commands, and tests/test_train.py trains.
 @pytest.mark.slow
-def test_train_then_segment_with_the_model(store, copy, tmp_path):
+def test_train_then_segment_with_the_model(store, copy, tmp_path, capsys):
     path = copy(store)
     model = tmp_path / "models" / "tiny.pt"
     argv = ["train", str(path), "--labels-key", "nuclei", "--out", str(model), "--max-rounds", "1"]
     argv += ["--epochs", "1", "--steps-per-epoch", "2", "--patch-size", "64", "--batch-size", "2", "--no-progress"]
     assert main([*argv, "--refined-labels-key", "refined", "--name", "tiny"]) == 0
+    assert "gsn train: round 1: loss " in capsys.readouterr().err  # the history, round by round
     assert model.is_file() and gsn.models.load(model).meta.get("name") == "tiny"
     assert "refined_round1" in sd.read_zarr(path).labels
     assert main(["segment", str(path), "--model", str(model), "--labels-key-added", "gsn_tiny", *FAST]) == 0
     assert "gsn_tiny" in sd.read_zarr(path).labels
+
+
+def test_train_prints_each_round_and_says_which_were_rejected():
+    from gsn_spatial.cli._commands import history_lines
+
+    rounds = [
+        dict(round=1, train_loss=0.5, val_loss=0.75, n_cells_in=90, n_cells_out=12, iou_to_previous=0.1, seconds=3.0,
+             accepted=False),
+        dict(round=2, train_loss=0.4, val_loss=0.5, n_cells_in=90, n_cells_out=91, iou_to_previous=0.8, seconds=3.0),
+    ]  # fmt: skip
+    first, second = history_lines(rounds)
+    assert first.startswith("round 1: loss 0.500 (validation 0.750), cells 90 -> 12") and "rejected" in first
+    assert second == "round 2: loss 0.400 (validation 0.500), cells 90 -> 91, IoU to previous 0.800, 3 s"
 
 
 def test_train_resume_needs_checkpoint_dir(store, tmp_path, capsys):

@@ -75,6 +75,30 @@ def _segment(args: argparse.Namespace) -> None:
     )
 
 
+def history_lines(history: list[dict]) -> list[str]:
+    """One line per round of a training history (``model.meta["history"]``), for the end of ``gsn train``.
+
+    Examples
+    --------
+    >>> history_lines([dict(round=1, train_loss=0.51, val_loss=None, n_cells_in=90, n_cells_out=88,
+    ...                     iou_to_previous=0.712, seconds=12.3, accepted=True)])
+    ['round 1: loss 0.510, cells 90 -> 88, IoU to previous 0.712, 12 s']
+    """
+    lines = []
+    for r in history:
+        loss = f"loss {r['train_loss']:.3f}"
+        if r.get("val_loss") is not None:
+            loss += f" (validation {r['val_loss']:.3f})"
+        line = (
+            f"round {r['round']}: {loss}, cells {r['n_cells_in']} -> {r['n_cells_out']}, "
+            f"IoU to previous {r['iou_to_previous']:.3f}, {r['seconds']:.0f} s"
+        )
+        if not r.get("accepted", True):
+            line += ", rejected (degenerate: its labels and weights were discarded)"
+        lines.append(line)
+    return lines
+
+
 def _train(args: argparse.Namespace) -> None:
     import gsn_spatial as gsn
 
@@ -102,6 +126,8 @@ def _train(args: argparse.Namespace) -> None:
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     model.save(args.out)
+    for line in history_lines(model.meta.get("history", [])):
+        _say(f"train: {line}")
     _say(f"train: model {args.name!r} saved to {args.out}")
 
 
