@@ -102,7 +102,7 @@ def test_segment_writes_elements_to_store(segmented, capsys):
 def test_segment_overwrite_and_new_keys(segmented, copy, capsys):
     path = copy(segmented)
     assert main(["segment", str(path), "--overwrite", "--labels-key-added", "gsn_labels", *FAST]) == 0
-    assert "cells -> labels 'gsn_labels'" in capsys.readouterr().err
+    assert "% of the image's transcripts -> labels 'gsn_labels'" in capsys.readouterr().err
     argv = ["segment", str(path), "--labels-key-added", "second", "--table-key-added", "second_table"]
     assert main([*argv, "--assignment-key-added", "second_tx", "--image-channel", "DAPI", *FAST]) == 0
     back = sd.read_zarr(path)

@@ -68,10 +68,12 @@ def _segment(args: argparse.Namespace) -> None:
         gsn.settings.compile, gsn.settings.cpu_int8 = previous, previous_int8
     keys = gsn.run_keys(args.labels_key_added)
     table_key = args.table_key_added or keys.table
-    n = sdata.tables[table_key].n_obs
+    table = sdata.tables[table_key]
+    share = table.uns["gsn"]["params"].get("fraction_assigned")
+    in_cells = "" if share is None else f" holding {100 * share:.1f}% of the image's transcripts"
     _say(
-        f"segment: {n} cells -> labels {keys.labels!r}, table {table_key!r}, boundaries {keys.boundaries!r} "
-        f"in {args.store}"
+        f"segment: {table.n_obs} cells{in_cells} -> labels {keys.labels!r}, table {table_key!r}, "
+        f"boundaries {keys.boundaries!r} in {args.store}"
     )
 
 

@@ -34,6 +34,7 @@ from gsn_spatial.tl._inputs import (
     resolve_inputs,
     resolve_model,
 )
+from gsn_spatial.tl._outcome import check_assigned_share
 from gsn_spatial.tl._pixel_size import check_pixel_size
 from gsn_spatial.tl._table import build_table
 
@@ -363,6 +364,7 @@ def segment(
                 progress=progress_bar,
             )
         params["distributed"] = client is not None
+        check_assigned_share(params, int(counts.sum()), len(cell_ids), points_key=points_key)
         # The run's cells are on the working grid; the table describes them on the labels' grid.
         to_labels = 1.0 / zoom if labels_grid == "image" else 1.0
         in_memory = not sdata.is_backed()

@@ -349,6 +349,7 @@ def binned_check(
                 f"No transcript of {points_key!r} falls inside image {image_key!r} ({shape[1]} x {shape[0]} px) "
                 "after composing their transformations; check the elements' coordinate systems."
             )
+        params["transcripts_in_image"] = int(inside)
         if inside < 0.5 * sum(lengths):
             share = 100 * inside / sum(lengths)
             logger.warning("Only %.0f%% of the transcripts of %r fall inside the image.", share, points_key)
