@@ -17,6 +17,7 @@ from pathlib import Path
 import spatialdata as sd
 
 import gsn_spatial as gsn
+from gsn_spatial._sdata import quiet_ome_zarr, quiet_table_writes
 
 
 def run(out: Path, *, size: int = 1024, seed: int = 2026) -> dict[str, dict[float, dict[str, float]]]:
@@ -26,8 +27,10 @@ def run(out: Path, *, size: int = 1024, seed: int = 2026) -> dict[str, dict[floa
     sdata = gsn.datasets.synthetic_tissue((size, size), seed=seed)
     if store.exists():
         shutil.rmtree(store)
-    sdata.write(store)
-    sdata = sd.read_zarr(store)  # backed by the store: results are written into it
+    with quiet_table_writes():
+        sdata.write(store)
+    with quiet_ome_zarr():
+        sdata = sd.read_zarr(store)  # backed by the store: results are written into it
 
     t0 = time.perf_counter()
     gsn.tl.segment(sdata)

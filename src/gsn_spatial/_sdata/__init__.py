@@ -22,7 +22,14 @@ from gsn_spatial._sdata.frames import (
     transformations_write_a_scale,
 )
 from gsn_spatial._sdata.images import ArrayWindows, scale0, select_channel
-from gsn_spatial._sdata.keys import ELEMENT_KINDS, check_new_keys, quiet_ome_zarr, resolve_gene_key, resolve_key
+from gsn_spatial._sdata.keys import (
+    ELEMENT_KINDS,
+    check_new_keys,
+    quiet_ome_zarr,
+    quiet_table_writes,
+    resolve_gene_key,
+    resolve_key,
+)
 from gsn_spatial._sdata.points import PointsInPixels, PointsPartitions, read_points, transcripts_element
 from gsn_spatial._sdata.shapes import shapes_to_labels
 from gsn_spatial._sdata.store import reload_from_store, store_elements
@@ -43,6 +50,7 @@ __all__ = [
     "pixel_to_microns",
     "points_to_pixels",
     "quiet_ome_zarr",
+    "quiet_table_writes",
     "read_points",
     "reload_from_store",
     "resolve_gene_key",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from contextlib import contextmanager
 
 import dask.dataframe as dd
@@ -17,6 +18,16 @@ from gsn_spatial._sdata.images import scale0, stain_channels
 ELEMENT_KINDS = ("images", "labels", "points", "shapes", "tables")
 
 logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def quiet_table_writes():
+    """Silence anndata's "zarr v3 autosharding will be the default" warning, printed for every sparse matrix it
+    writes (17 times for one ``segment`` into a store): a note on anndata's own future defaults, which the user
+    of this package cannot act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="zarr v3 autosharding", category=UserWarning)
+        yield
 
 
 @contextmanager

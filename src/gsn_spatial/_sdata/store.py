@@ -7,7 +7,7 @@ from typing import Any
 
 from spatialdata import SpatialData
 
-from gsn_spatial._sdata.keys import quiet_ome_zarr
+from gsn_spatial._sdata.keys import quiet_ome_zarr, quiet_table_writes
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +64,11 @@ def store_elements(
                 if _on_disk(sdata, name):
                     if not overwrite:
                         raise ValueError(f"Element {name!r} exists in the store; pass `overwrite=True` to replace it.")
-                    _replace_on_disk(sdata, name)
+                    with quiet_table_writes():
+                        _replace_on_disk(sdata, name)
                 else:
-                    sdata.write_element(name)
+                    with quiet_table_writes():
+                        sdata.write_element(name)
                     written.append(name)
         if derived or attrs:
             from gsn_spatial._constants import Keys
