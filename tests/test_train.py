@@ -240,6 +240,22 @@ def test_train_works_at_the_working_scale_and_returns_labels_on_the_image_grid()
     assert 0.95 * n_native <= m.meta["history"][0]["n_cells_in"] <= n_native
 
 
+def test_a_crop_smaller_than_the_default_patch_trains_with_patches_cut_to_it():
+    """A CosMx field of view is about 240 working px across: `train` with its default patch size (256) raised on it.
+    The default now fits the image; an explicit size that does not fit is refused with the size that would."""
+    from gsn_spatial.core.train.recursive import patch_size_for
+
+    sdata = gsn.datasets.synthetic_tissue((200, 200), seed=4)  # 200 working px at 0.5 um/px
+    tiny = {k: v for k, v in TINY.items() if k != "patch_size"}
+    m = gsn.tl.train(sdata, labels_key="nuclei", model=_tiny_model(), **tiny)
+    assert m.meta["params"]["patch_size"] == 192 and len(m.meta["history"]) == 1
+    with pytest.raises(ValueError, match=r"`patch_size`=256 working px does not fit .* <= 192"):
+        gsn.tl.train(sdata, labels_key="nuclei", model=_tiny_model(), **dict(tiny, patch_size=256))
+    assert patch_size_for((2000, 1000)) == 256 and patch_size_for((100, 70)) == 64
+    with pytest.raises(ValueError, match="too small to train on"):
+        patch_size_for((60, 300))
+
+
 def test_compiled_chan_vese_gives_scikit_images_masks():
     # core.train.levelset.chan_vese ports skimage's evolution into one compiled loop: the same masks, pixel for pixel,
     # on cells refined on their own masks and on data, as training does.

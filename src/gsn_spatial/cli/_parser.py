@@ -206,7 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--epochs", type=_positive_int, default=10, help="epochs per round (default: 10)")
     g.add_argument("--steps-per-epoch", type=_positive_int, default=None, help="batches per epoch")
     g.add_argument(
-        "--patch-size", type=_positive_int, default=256, help="training patch side in working pixels (default: 256)"
+        "--patch-size",
+        type=_positive_int,
+        default=None,
+        help="training patch side in working pixels (default: 256, or the image's shorter side where smaller)",
     )
     g.add_argument("--batch-size", type=_positive_int, default=8, help="patches per batch (default: 8)")
     g.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 1e-3)")

@@ -25,7 +25,13 @@ from gsn_spatial.core.rna.density import rna_density_window
 from gsn_spatial.core.rna.local import density_ratio_window
 from gsn_spatial.core.slide.blocks import WindowOptions, segment_array
 from gsn_spatial.core.train.fit import FitOptions, LossWeights
-from gsn_spatial.core.train.recursive import RoundRecord, TrainingOptions, recursive_training, steps_per_pass
+from gsn_spatial.core.train.recursive import (
+    RoundRecord,
+    TrainingOptions,
+    patch_size_for,
+    recursive_training,
+    steps_per_pass,
+)
 from gsn_spatial.models import GeneSegModel
 from gsn_spatial.tl import _slide
 from gsn_spatial.tl._alignment import check_alignment_in_memory
@@ -83,7 +89,7 @@ def train(
     max_rounds: int = 3,
     epochs: int = 10,
     steps_per_epoch: int | None = None,
-    patch_size: int = 256,
+    patch_size: int | None = None,
     batch_size: int = 8,
     lr: float = 1e-3,
     weight_decay: float = 1e-5,
@@ -144,8 +150,8 @@ def train(
         Optimiser steps per epoch; default: enough ``patch_size`` patches to
         cover the training region once.
     patch_size, batch_size, lr, weight_decay
-        Training patches (``patch_size`` in working pixels) and AdamW
-        settings (the paper's defaults).
+        Training patches (``patch_size`` in working pixels; default 256, or the image's shorter side where
+        smaller) and AdamW settings (the paper's defaults).
     loss_weights
         Weights of the three terms of Eq. 15.
     iou_stop
@@ -225,7 +231,7 @@ def train(
     for pname, value in checked + ([("steps_per_epoch", steps_per_epoch)] if steps_per_epoch is not None else []):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"`{pname}` must be a positive integer, got {value!r}.")
-    if patch_size % 16 or patch_size < 32:
+    if patch_size is not None and (patch_size % 16 or patch_size < 32):
         raise ValueError(f"`patch_size` must be a multiple of 16 and >= 32, got {patch_size}.")
     if lr <= 0 or weight_decay < 0:
         raise ValueError(f"`lr` must be > 0 and `weight_decay` >= 0, got {lr} and {weight_decay}.")
@@ -263,6 +269,7 @@ def train(
         pixel_size=pixel_size,
     )
     labels = inputs.to_working(_labels_on_image_grid(sdata, labels_key, inputs.image_key, inputs.image_shape))
+    patch_size = patch_size_for(inputs.shape, patch_size)
     fit_options = FitOptions(
         epochs=epochs,
         steps_per_epoch=(
@@ -365,20 +372,9 @@ def train(
         )
 
     hist, per_round = recursive_training(
-        gsn_model.network,
-        full,
-        labels,
-        options,
-        predict=predict,
-        device=torch_device,
-        autocast_dtype=autocast,
-        seed=seed,
-        start_round=start_round,
-        history=history,
-        on_round=on_round,
-        on_epoch=on_epoch,
-        progress=progress,
-    )
+        gsn_model.network, full, labels, options, predict=predict, device=torch_device, autocast_dtype=autocast,
+        seed=seed, start_round=start_round, history=history, on_round=on_round, on_epoch=on_epoch, progress=progress,
+    )  # fmt: skip
     set_meta(hist)
     gsn_model.network.eval()
     if int8_available():

@@ -191,6 +191,37 @@ class TrainingOptions:
             raise ValueError(f"`min_kept` must be in [0, 1), got {self.min_kept}.")
 
 
+#: Training patch side (working px) when none is asked for, and the least that a small image may cut it down to.
+DEFAULT_PATCH_SIZE, MIN_PATCH_SIZE = 256, 64
+
+
+def patch_size_for(shape: tuple[int, int], requested: int | None = None, multiple: int = 16) -> int:
+    """The training patch side for an image of ``shape`` (working px): ``requested``, or by default
+    ``DEFAULT_PATCH_SIZE`` cut down to the image's shorter side (a multiple of ``multiple``), so that a small crop
+    (a CosMx field of view is about 240 working px across) trains without asking for a patch size.
+
+    Examples
+    --------
+    >>> patch_size_for((1020, 510)), patch_size_for((233, 242)), patch_size_for((233, 242), 128)
+    (256, 224, 128)
+    """
+    side = min(shape)
+    fits = side // multiple * multiple
+    if requested is None:
+        if fits < MIN_PATCH_SIZE:
+            raise ValueError(
+                f"The training image ({shape[0]} x {shape[1]} working px) is too small to train on: patches need at "
+                f"least {MIN_PATCH_SIZE} working px."
+            )
+        return min(DEFAULT_PATCH_SIZE, fits)
+    if requested > side:
+        raise ValueError(
+            f"`patch_size`={requested} working px does not fit the training image ({shape[0]} x {shape[1]} working "
+            f"px); pass `patch_size` <= {fits}, or leave it out to fit it to the image."
+        )
+    return requested
+
+
 def steps_per_pass(shape: tuple[int, int], val_fraction: float, patch_size: int, batch_size: int) -> int:
     """Optimiser steps whose patches cover the training region of an image of ``shape`` about once.
 
