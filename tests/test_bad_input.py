@@ -50,6 +50,15 @@ def _points(frame: pd.DataFrame, **kw):
     return PointsModel.parse(frame, coordinates={"x": "x", "y": "y"}, **kw)
 
 
+def setup_points_only(s):
+    # In situ sequencing data may come without a stain image (the shared ISS CA1 crop has labels and points only).
+    del s["dapi"]
+
+
+def setup_image_only(s):
+    del s["transcripts"]
+
+
 def setup_two_images(s):
     _add(s, "dapi2", Image2DModel.parse(s["dapi"].values, dims=("c", "y", "x"), c_coords=["DAPI"]))
 
@@ -138,6 +147,8 @@ CASES: list[tuple[str, Callable, Callable, type, str]] = [
     ("not_spatialdata", no_setup, lambda s, t: seg({"a": 1}), TypeError, "SpatialData"),
     ("unknown_image", no_setup, lambda s, t: seg(s, image_key="dappi"), KeyError, "'dapi'"),
     ("ambiguous_image", setup_two_images, lambda s, t: seg(s), KeyError, "image_key"),
+    ("no_image", setup_points_only, lambda s, t: seg(s), KeyError, "a nucleus stain (DAPI) beside the transcripts"),
+    ("no_points", setup_image_only, lambda s, t: seg(s), KeyError, "spatialdata.models.PointsModel"),
     ("unknown_points", no_setup, lambda s, t: seg(s, points_key="tx"), KeyError, "'transcripts'"),
     ("invalid_output_name", no_setup, lambda s, t: seg(s, labels_key_added="my run"), ValueError, "'my run'"),
     ("ambiguous_points", setup_two_points, lambda s, t: seg(s, image_key="dapi"), KeyError, "points_key"),

@@ -71,7 +71,12 @@ def resolve_key(sdata: SpatialData, kind: str, key: str | None, *, parameter: st
             raise KeyError(f"No {kind} element {key!r} (`{parameter}`). Available {kind}: {names or 'none'}.")
         return key
     if not names:
-        raise KeyError(f"The SpatialData object has no {kind} element; `{parameter}` cannot be resolved.")
+        need = {
+            "images": " GeneSegNet reads a nucleus stain (DAPI) beside the transcripts: add the image as an image "
+            "element (spatialdata.models.Image2DModel), with a transformation to the points' coordinate system.",
+            "points": " Add the transcripts as a points element (spatialdata.models.PointsModel).",
+        }.get(kind, "")
+        raise KeyError(f"The SpatialData object has no {kind} element; `{parameter}` cannot be resolved.{need}")
     # Elements gsn_spatial derived from others (assignments, RNA maps) are never picked implicitly,
     # so a second run resolves the same inputs as the first.
     candidates = [n for n in names if n not in _derived_names(sdata, kind)]
