@@ -41,16 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import heldout  # noqa: E402
 
 import gsn_spatial as gsn  # noqa: E402
-from gsn_spatial._constants import Defaults  # noqa: E402
-from gsn_spatial.core.image.intensity import normalise_intensity, sample_percentiles  # noqa: E402
-from gsn_spatial.core.image.resample import nearest_window, resample_window, working_shape  # noqa: E402
-from gsn_spatial.core.image.size_windows import estimate_nucleus_diameter_windows  # noqa: E402
 from gsn_spatial.core.metrics import expression as expression_metrics  # noqa: E402
 from gsn_spatial.core.metrics.matching import match_scores, mean_best_iou, transcript_agreement  # noqa: E402
-from gsn_spatial.core.network.device import resolve_device  # noqa: E402
-from gsn_spatial.core.slide.blocks import WindowOptions, segment_array  # noqa: E402
 from gsn_spatial.qc._common import read_markers  # noqa: E402
-from gsn_spatial.tl._inputs import int8_inference  # noqa: E402
 
 PIXEL_SIZES = (0.125, 0.25, 0.5, 1.0)
 EXPANSIONS_UM = (0.0, 2.0, 4.0, 6.0, 8.0)
@@ -117,30 +110,15 @@ def sim_scores(
 
 
 def segment_image_only(image: np.ndarray, model) -> np.ndarray:
-    """Cells of a nucleus image with no transcripts, as ``segment`` would find them (scale estimated)."""
-    spec = model.input
-    # As segment estimates it: pooled over a sample of 512 px windows (one window for most DSB images).
-    diameter_px = estimate_nucleus_diameter_windows(lambda y0, y1, x0, x1: image[y0:y1, x0:x1], image.shape[:2])
-    zoom = (spec.nucleus_diameter_um / diameter_px) / spec.pixel_size
-    shape = working_shape(image.shape, zoom)
-    img = image.astype(np.float32)
-    working = resample_window(lambda y0, y1, x0, x1: img[y0:y1, x0:x1], image.shape, (0, shape[0], 0, shape[1]), zoom)
-    lo, hi = sample_percentiles(image, spec.percentiles)
-    inputs = np.stack([normalise_intensity(working, lo, hi), np.zeros(shape, np.float32)])
-    # No transcripts: the model's single threshold, chosen with the DSB validation images among its data.
-    decode = {"min_area": Defaults.MIN_AREA, **model.decode_options()}
-    # The network segment runs here: int8 on a CPU without native bf16 (gsn.settings.cpu_int8), else float.
-    int8 = int8_inference(model, *resolve_device("cpu", cpu_bf16=gsn.settings.cpu_bf16))
-    labels = segment_array(
-        inputs,
-        model.inference_network(int8=int8),
-        block_size=Defaults.BLOCK_SIZE,
-        halo=Defaults.BLOCK_HALO,
-        options=WindowOptions(tile_size=None, decode=decode),
-    )
-    return nearest_window(
-        lambda y0, y1, x0, x1: labels[y0:y1, x0:x1], shape, (0, image.shape[0], 0, image.shape[1]), 1 / zoom
-    )
+    """Cells of a nucleus image with no transcripts: ``gsn.tl.segment`` on an object holding the image alone (the
+    scale estimated from the nuclei; the model's single confidence threshold, chosen with image-only validation
+    images). Before 2026-12-08 this rebuilt segment's steps here, with the same cells on every held-out image."""
+    from spatialdata import SpatialData
+    from spatialdata.models import Image2DModel
+
+    sdata = SpatialData(images={"stain": Image2DModel.parse(image[None], dims=("c", "y", "x"))})
+    gsn.tl.segment(sdata, model=model)
+    return np.asarray(sdata.labels["gsn_labels"].data)
 
 
 def dsb_scores(ids: list[str], model) -> dict:

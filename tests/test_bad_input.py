@@ -148,7 +148,14 @@ CASES: list[tuple[str, Callable, Callable, type, str]] = [
     ("unknown_image", no_setup, lambda s, t: seg(s, image_key="dappi"), KeyError, "'dapi'"),
     ("ambiguous_image", setup_two_images, lambda s, t: seg(s), KeyError, "image_key"),
     ("no_image", setup_points_only, lambda s, t: seg(s), KeyError, "a nucleus stain (DAPI) beside the transcripts"),
-    ("no_points", setup_image_only, lambda s, t: seg(s), KeyError, "spatialdata.models.PointsModel"),
+    # segment then works from the image alone (tests/test_image_only.py); training needs the transcripts.
+    (
+        "no_points_to_train",
+        setup_image_only,
+        lambda s, t: gsn.tl.train(s, labels_key="nuclei", max_rounds=1, epochs=1),
+        KeyError,
+        "spatialdata.models.PointsModel",
+    ),
     ("unknown_points", no_setup, lambda s, t: seg(s, points_key="tx"), KeyError, "'transcripts'"),
     ("invalid_output_name", no_setup, lambda s, t: seg(s, labels_key_added="my run"), ValueError, "'my run'"),
     ("ambiguous_points", setup_two_points, lambda s, t: seg(s, image_key="dapi"), KeyError, "points_key"),

@@ -11,6 +11,7 @@ from spatialdata import SpatialData
 
 from gsn_spatial import _sdata
 from gsn_spatial.models import InputSpec
+from gsn_spatial.tl._image_only import IMAGE_ONLY_POINTS
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ def resolve_pixel_size(
     (with a warning); without one, a ValueError asks for ``pixel_size``.
     """
     check_pixel_size(pixel_size)
+    if points_key == IMAGE_ONLY_POINTS:  # an image-only run's empty points share the image's frame: no cue
+        points_key = None
     if pixel_size is not None:
         found = PixelSize(float(pixel_size), "argument")
         _check_argument(sdata, image_key, points_key, found.um_per_pixel)

@@ -23,6 +23,7 @@ from gsn_spatial.core.slide.workdir import WorkDir, ZarrWindows
 from gsn_spatial.models import GeneSegModel
 from gsn_spatial.tl import _slide
 from gsn_spatial.tl._genes import check_gene_options, gene_roles
+from gsn_spatial.tl._image_only import image_only_when_no_points
 from gsn_spatial.tl._inputs import (
     assignment_params,
     check_assignment,
@@ -41,6 +42,7 @@ from gsn_spatial.tl._table import build_table
 logger = logging.getLogger(__name__)
 
 
+@image_only_when_no_points
 def segment(
     sdata: SpatialData,
     *,
@@ -99,7 +101,8 @@ def segment(
     sdata
         SpatialData object with an image element and a points element.
     image_key, points_key
-        Elements to use; may be omitted when the object has exactly one.
+        Elements to use; may be omitted when the object has exactly one. An object with no points element is
+        segmented from the stain alone (a warning; the table has no genes and no assignment is written).
     gene_key
         Gene column of the points (categories, strings or integers); default: the points' ``feature_key``, else
         the one column with a usual gene-column name (``gene``, ``feature_name``, ...; ``Keys.GENE_COLUMN_NAMES``).
@@ -112,15 +115,12 @@ def segment(
         A :class:`~gsn_spatial.models.GeneSegModel`, a shipped model name or a
         model file; default: the shipped default model.
     pixel_size
-        Microns per image pixel. Default: from the image's transformation to a
-        coordinate system named in microns (``"microns"``, ``"um"``, ...: what
-        the ``gsn.io`` readers write), else estimated from the size of the
-        nuclei in the image compared with the model's training nuclei. The
-        scale the points' transformations imply (if the points are in
-        micrometres, as vendors' are) is taken instead where it is within
-        2x of that estimate (30 % where the points lie on the image's own
-        grid); a warning is logged where it is more than 2x away. What was
-        used, and how it was found, is in ``uns["gsn"]["params"]``.
+        Microns per image pixel. Default: from the image's transformation to a coordinate system named in microns
+        (``"microns"``, ``"um"``, ...: what the ``gsn.io`` readers write), else estimated from the size of the
+        nuclei in the image compared with the model's training nuclei. The scale the points' transformations imply
+        (if the points are in micrometres, as vendors' are) is taken instead where it is within 2x of that estimate
+        (30 % where the points lie on the image's own grid); a warning is logged where it is more than 2x away.
+        What was used, and how it was found, is in ``uns["gsn"]["params"]``.
     labels_grid
         ``"image"``: labels on the image's pixel grid with its
         transformations; ``"working"``: at the working scale, with a scale

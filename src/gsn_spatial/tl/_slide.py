@@ -28,6 +28,7 @@ from gsn_spatial.core.slide.steps import partition_cells, sample_transcripts
 from gsn_spatial.core.slide.workdir import WorkDir, ZarrWindows, open_run, remove_work_dir
 from gsn_spatial.models import GeneSegModel, InputSpec
 from gsn_spatial.tl._alignment import check_alignment
+from gsn_spatial.tl._image_only import IMAGE_ONLY_POINTS
 
 logger = logging.getLogger(__name__)
 
@@ -339,22 +340,25 @@ def binned_check(
     """
 
     def check_binned(lengths: list[int], inside: int) -> dict[str, Any]:
-        if sum(lengths) == 0:
+        params["transcripts_in_image"] = int(inside)
+        if points_key == IMAGE_ONLY_POINTS:  # no transcripts by design (tl._image_only): nothing to check
+            pass
+        elif sum(lengths) == 0:
             raise ValueError(
                 f"Points element {points_key!r} has no transcripts; pass `points_key=` naming the element that "
                 "holds them."
             )
-        if inside == 0:
+        elif inside == 0:
             raise ValueError(
                 f"No transcript of {points_key!r} falls inside image {image_key!r} ({shape[1]} x {shape[0]} px) "
                 "after composing their transformations; check the elements' coordinate systems."
             )
-        params["transcripts_in_image"] = int(inside)
-        if inside < 0.5 * sum(lengths):
-            share = 100 * inside / sum(lengths)
-            logger.warning("Only %.0f%% of the transcripts of %r fall inside the image.", share, points_key)
-        if image is not None:
-            check_alignment(work, image, spec, params, map_genes, points_key=points_key, image_key=image_key)
+        else:
+            if inside < 0.5 * sum(lengths):
+                share = 100 * inside / sum(lengths)
+                logger.warning("Only %.0f%% of the transcripts of %r fall inside the image.", share, points_key)
+            if image is not None:
+                check_alignment(work, image, spec, params, map_genes, points_key=points_key, image_key=image_key)
         sample = sample_transcripts(work, genes=map_genes)
         sigma, level, per_um2 = rna_map_settings(
             sample,
