@@ -60,16 +60,17 @@ def store_elements(
         for name, element in elements.items():
             sdata[name] = element
         if sdata.is_backed():
-            for name in elements:
-                if _on_disk(sdata, name):
-                    if not overwrite:
-                        raise ValueError(f"Element {name!r} exists in the store; pass `overwrite=True` to replace it.")
-                    with quiet_table_writes():
+            with quiet_table_writes():
+                for name in elements:
+                    if _on_disk(sdata, name):
+                        if not overwrite:
+                            raise ValueError(
+                                f"Element {name!r} exists in the store; pass `overwrite=True` to replace it."
+                            )
                         _replace_on_disk(sdata, name)
-                else:
-                    with quiet_table_writes():
+                    else:
                         sdata.write_element(name)
-                    written.append(name)
+                        written.append(name)
         if derived or attrs:
             from gsn_spatial._constants import Keys
 

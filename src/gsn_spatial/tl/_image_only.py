@@ -63,10 +63,11 @@ def _segment_image_only(segment: Callable[..., None], sdata: SpatialData, **kwar
         "No points element: segmenting image %r from the stain alone (cells as the model draws them without RNA, "
         "about their nuclei); the table has no genes.", image_key,
     )  # fmt: skip
+    kwargs["model"] = model = resolve_model(kwargs.get("model"))  # resolved (and loaded) once, here
     if kwargs.get("confidence_threshold") is None:
-        # The model's single threshold, chosen with image-only validation images; the table by transcript density
-        # would read an empty map as the sparsest tissue.
-        kwargs["confidence_threshold"] = resolve_model(kwargs.get("model")).decode_options().get("confidence_threshold")
+        # The model's single threshold, chosen on validation data that includes image-only DSB images; its table by
+        # transcript density would read an empty map as the sparsest tissue.
+        kwargs["confidence_threshold"] = model.decode_options().get("confidence_threshold")
     view = SpatialData(
         images={image_key: sdata.images[image_key]}, points={IMAGE_ONLY_POINTS: empty_points_on(sdata[image_key])}
     )

@@ -9,9 +9,9 @@ logger = logging.getLogger(__name__)
 
 #: Below this share of the image's transcripts in cells, a run most likely had a wrong input (pixel size, stain
 #: channel, alignment). Shares measured with the default call (2026-12-08): the Xenium crop 0.984, CosMx FOV 2
-#: 0.892, simulated tissue 0.94-0.99 (sparse tissue at 0.1 and 2 transcripts per um^2 included); the Xenium crop
-#: with `pixel_size=2.125` (ten times its scale) 0.068; held-out Xenium rows read at the wrong scale gave 0.009 before
-#: the pixel size was found (issue 14's silent failure, which this check exists to make loud).
+#: 0.892, simulated tissue 0.937-0.988 (sparse tissue at 0.1 and 2 transcripts per um^2 included); the Xenium crop
+#: with `pixel_size=2.125` (ten times its scale) 0.068. Issue 14 reported 0.009 on held-out Xenium rows read at the
+#: wrong scale before the pixel size was found: the silent failure this check exists to make loud.
 LOW_ASSIGNED_SHARE = 0.2
 #: Fewer transcripts than this in the image say too little to judge by.
 MIN_TRANSCRIPTS = 500

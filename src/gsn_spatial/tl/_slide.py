@@ -339,24 +339,25 @@ def binned_check(
     per gene code) names the genes whose transcripts make the RNA map, and so its level.
     """
 
-    def check_binned(lengths: list[int], inside: int) -> dict[str, Any]:
-        params["transcripts_in_image"] = int(inside)
-        if points_key == IMAGE_ONLY_POINTS:  # no transcripts by design (tl._image_only): nothing to check
-            pass
-        elif sum(lengths) == 0:
+    def _check_transcripts_reach_image(lengths: list[int], inside: int) -> None:
+        if sum(lengths) == 0:
             raise ValueError(
                 f"Points element {points_key!r} has no transcripts; pass `points_key=` naming the element that "
                 "holds them."
             )
-        elif inside == 0:
+        if inside == 0:
             raise ValueError(
                 f"No transcript of {points_key!r} falls inside image {image_key!r} ({shape[1]} x {shape[0]} px) "
                 "after composing their transformations; check the elements' coordinate systems."
             )
-        else:
-            if inside < 0.5 * sum(lengths):
-                share = 100 * inside / sum(lengths)
-                logger.warning("Only %.0f%% of the transcripts of %r fall inside the image.", share, points_key)
+        if inside < 0.5 * sum(lengths):
+            share = 100 * inside / sum(lengths)
+            logger.warning("Only %.0f%% of the transcripts of %r fall inside the image.", share, points_key)
+
+    def check_binned(lengths: list[int], inside: int) -> dict[str, Any]:
+        params["transcripts_in_image"] = int(inside)
+        if points_key != IMAGE_ONLY_POINTS:  # an image-only run has no transcripts by design (tl._image_only)
+            _check_transcripts_reach_image(lengths, inside)
             if image is not None:
                 check_alignment(work, image, spec, params, map_genes, points_key=points_key, image_key=image_key)
         sample = sample_transcripts(work, genes=map_genes)

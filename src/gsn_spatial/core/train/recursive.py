@@ -195,7 +195,9 @@ class TrainingOptions:
 DEFAULT_PATCH_SIZE, MIN_PATCH_SIZE = 256, 64
 
 
-def patch_size_for(shape: tuple[int, int], requested: int | None = None, multiple: int = 16) -> int:
+def patch_size_for(
+    shape: tuple[int, int], requested: int | None = None, multiple: int = GeneSegNet.INPUT_MULTIPLE
+) -> int:
     """The training patch side for an image of ``shape`` (working px): ``requested``, or by default
     ``DEFAULT_PATCH_SIZE`` cut down to the image's shorter side (a multiple of ``multiple``), so that a small crop
     (a CosMx field of view is about 240 working px across) trains without asking for a patch size.
